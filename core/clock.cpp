@@ -1,0 +1,92 @@
+#include "core/clock.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace hawker {
+
+int64_t SystemClock::steady_ms() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t SystemClock::wall_ms() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+SystemClock& SystemClock::instance() {
+  static SystemClock clock;
+  return clock;
+}
+
+namespace {
+std::tm to_tm(int64_t wall_ms) {
+  std::time_t t = static_cast<std::time_t>(wall_ms >= 0 ? wall_ms / 1000 : (wall_ms - 999) / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return tm;
+}
+}  // namespace
+
+std::string format_rfc3339_ms(int64_t wall_ms) {
+  std::tm tm = to_tm(wall_ms);
+  int64_t ms = ((wall_ms % 1000) + 1000) % 1000;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+std::string format_rfc3339(int64_t wall_ms) {
+  std::tm tm = to_tm(wall_ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+bool parse_rfc3339(const std::string& text, int64_t& wall_ms) {
+  int y, mo, d, h, mi, s;
+  int n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 ||
+      n != 19) {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  size_t i = 19;
+  int64_t frac_ms = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    int digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (digits < 3) frac_ms = frac_ms * 10 + (text[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) return false;
+    for (int k = digits; k < 3; ++k) frac_ms *= 10;
+  }
+  int64_t offset_s = 0;
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == text.size() && (text[i] == '+' || text[i] == '-') && text[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return false;
+    offset_s = (oh * 3600 + om * 60) * (text[i] == '+' ? 1 : -1);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != text.size()) return false;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  std::time_t t = timegm(&tm);
+  wall_ms = (static_cast<int64_t>(t) - offset_s) * 1000 + frac_ms;
+  return true;
+}
+
+}  // namespace hawker

@@ -1,0 +1,57 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "core/loop.h"
+
+using namespace hawker;
+
+TEST_CASE("mailbox runs work posted from other threads on the loop") {
+  Loop loop;
+  Mailbox mailbox(loop);
+  std::atomic<int> seen{0};
+  bool ran_on_loop = true;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 250; ++i) {
+        mailbox.post([&] {
+          ran_on_loop = ran_on_loop && loop.on_loop_thread();
+          if (++seen == 1000) mailbox.close();
+        });
+      }
+    });
+  }
+  loop.run();
+  for (auto& t : threads) t.join();
+  CHECK(seen == 1000);
+  CHECK(ran_on_loop);
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("timers fire, repeat and stop") {
+  Loop loop;
+  int fired = 0;
+  {
+    Timer timer(loop);
+    timer.start(1, 1, [&] {
+      if (++fired == 3) timer.stop();
+    });
+    loop.run();
+  }
+  CHECK(fired == 3);
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("a destroyed timer never fires and leaks no handle") {
+  Loop loop;
+  bool fired = false;
+  {
+    Timer timer(loop);
+    timer.start(1, 0, [&] { fired = true; });
+  }
+  loop.run();
+  CHECK_FALSE(fired);
+  CHECK(loop.close() == 0);
+}

@@ -1,0 +1,50 @@
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include "core/secret.h"
+
+using namespace hawker;
+
+TEST_CASE("random tokens are URL-safe, prefixed and distinct") {
+  auto a = random_token("hk_", 24);
+  auto b = random_token("hk_", 24);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->reveal().rfind("hk_", 0) == 0);
+  CHECK(a->reveal().size() == 3 + 32);
+  CHECK(a->reveal() != b->reveal());
+  CHECK(a->reveal().find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+}
+
+TEST_CASE("secrets never format as their value") {
+  Secret s("sk_live_supersecret");
+  CHECK(fmt::format("key={}", s) == "key=[redacted]");
+}
+
+TEST_CASE("sha256 and hmac match known vectors") {
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // RFC 4231 test case 2.
+  CHECK(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST_CASE("base64 round trips, both alphabets") {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar", "\xff\xfe\x00\x01"}) {
+    auto back = base64_decode(base64_encode(s));
+    REQUIRE(back);
+    CHECK(*back == s);
+    auto back_url = base64_decode(base64url_encode(s));
+    REQUIRE(back_url);
+    CHECK(*back_url == s);
+  }
+  CHECK(base64_encode("foobar") == "Zm9vYmFy");
+  CHECK_FALSE(base64_decode("a*b"));
+}
+
+TEST_CASE("constant-time comparison") {
+  CHECK(constant_time_equal("abc", "abc"));
+  CHECK_FALSE(constant_time_equal("abc", "abd"));
+  CHECK_FALSE(constant_time_equal("abc", "abcd"));
+}
