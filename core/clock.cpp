@@ -1,9 +1,9 @@
 #include "core/clock.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <ctime>
-
-#include <fmt/format.h>
 
 namespace hawker {
 

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <fmt/format.h>
+
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace hawker::log {
 
@@ -23,19 +23,23 @@ void write(Level level, std::string_view component, std::string_view message);
 
 template <typename... Args>
 void debug(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
-  if (enabled(Level::kDebug)) write(Level::kDebug, component, fmt::format(f, std::forward<Args>(args)...));
+  if (enabled(Level::kDebug))
+    write(Level::kDebug, component, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void info(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
-  if (enabled(Level::kInfo)) write(Level::kInfo, component, fmt::format(f, std::forward<Args>(args)...));
+  if (enabled(Level::kInfo))
+    write(Level::kInfo, component, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void warn(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
-  if (enabled(Level::kWarn)) write(Level::kWarn, component, fmt::format(f, std::forward<Args>(args)...));
+  if (enabled(Level::kWarn))
+    write(Level::kWarn, component, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void error(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
-  if (enabled(Level::kError)) write(Level::kError, component, fmt::format(f, std::forward<Args>(args)...));
+  if (enabled(Level::kError))
+    write(Level::kError, component, fmt::format(f, std::forward<Args>(args)...));
 }
 
 /// JSON string escaping shared by the JSON log format and small hand-written JSON.

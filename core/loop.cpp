@@ -58,7 +58,9 @@ void Timer::stop() {
   if (handle_) uv_timer_stop(handle_.get());
 }
 
-bool Timer::active() const { return handle_ && uv_is_active(reinterpret_cast<uv_handle_t*>(handle_.get())); }
+bool Timer::active() const {
+  return handle_ && uv_is_active(reinterpret_cast<uv_handle_t*>(handle_.get()));
+}
 
 Mailbox::Mailbox(Loop& loop) : state_(std::make_shared<State>()), handle_(new uv_async_t) {
   uv_async_init(loop.uv(), handle_, &Mailbox::on_async);

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace hawker {
 
@@ -107,10 +107,10 @@ inline Status ok_status() { return Status{}; }
 
 /// Returns early from the enclosing function when `expr` (a Result or Status) failed,
 /// adding `context` to the error.
-#define HAWKER_TRY_STATUS(expr, context)                                   \
-  do {                                                                     \
-    auto&& hawker_try_ = (expr);                                           \
-    if (!hawker_try_) {                                                    \
+#define HAWKER_TRY_STATUS(expr, context)                                                 \
+  do {                                                                                   \
+    auto&& hawker_try_ = (expr);                                                         \
+    if (!hawker_try_) {                                                                  \
       return ::hawker::unexpected(std::move(hawker_try_).error().with_context(context)); \
-    }                                                                      \
+    }                                                                                    \
   } while (0)

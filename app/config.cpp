@@ -1,0 +1,345 @@
+#include "app/config.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+
+#include "core/log.h"
+
+namespace hawker::app {
+namespace {
+
+Result<int64_t> parse_int(std::string_view text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return unexpected(ErrorCode::kInvalidArgument, "not a whole number");
+  }
+  return v;
+}
+
+Error bad_value(std::string_view key, std::string_view value, std::string_view expected) {
+  return Error{ErrorCode::kInvalidArgument,
+               fmt::format("{}: invalid value \"{}\": expected {}", key, value, expected)};
+}
+
+/// Builds a key for an integer field with a unit parser and bounds.
+ConfigKey int_key(std::string key, std::string expected, std::string help, int64_t Config::*field,
+                  Result<int64_t> (*parse)(std::string_view), int64_t min, int64_t max,
+                  std::string (*print)(int64_t)) {
+  ConfigKey k;
+  k.key = key;
+  k.expected = expected;
+  k.help = std::move(help);
+  k.set = [key, expected, field, parse, min, max](Config& c, std::string_view v) -> Status {
+    auto parsed = parse(v);
+    if (!parsed || *parsed < min || *parsed > max) return bad_value(key, v, expected);
+    c.*field = *parsed;
+    return ok_status();
+  };
+  k.get = [field, print](const Config& c) { return print(c.*field); };
+  return k;
+}
+
+std::string print_ms(int64_t ms) {
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+std::string print_bytes(int64_t b) {
+  if (b % (1024 * 1024) == 0) return fmt::format("{}MiB", b / (1024 * 1024));
+  if (b % 1024 == 0) return fmt::format("{}KiB", b / 1024);
+  return fmt::format("{}", b);
+}
+std::string print_int(int64_t v) { return fmt::format("{}", v); }
+Result<int64_t> parse_plain_int(std::string_view v) { return parse_int(v); }
+
+ConfigKey string_key(std::string key, std::string expected, std::string help,
+                     std::string Config::*field, std::set<std::string> allowed = {}) {
+  ConfigKey k;
+  k.key = key;
+  k.expected = expected;
+  k.help = std::move(help);
+  k.set = [key, expected, field, allowed](Config& c, std::string_view v) -> Status {
+    if (!allowed.empty() && !allowed.count(std::string(v))) return bad_value(key, v, expected);
+    c.*field = std::string(v);
+    return ok_status();
+  };
+  k.get = [field](const Config& c) { return c.*field; };
+  return k;
+}
+
+ConfigKey host_port_key(std::string key, std::string help, HostPort Config::*field) {
+  ConfigKey k;
+  k.key = key;
+  k.expected = "HOST:PORT (for example 0.0.0.0:8080 or 127.0.0.1:0)";
+  k.help = std::move(help);
+  k.set = [key, expected = k.expected, field](Config& c, std::string_view v) -> Status {
+    auto hp = parse_host_port(v);
+    if (!hp) return bad_value(key, v, expected);
+    c.*field = *hp;
+    return ok_status();
+  };
+  k.get = [field](const Config& c) { return (c.*field).to_string(); };
+  return k;
+}
+
+std::vector<ConfigKey> build_keys() {
+  std::vector<ConfigKey> keys;
+  keys.push_back(string_key("data-dir", "a directory path",
+                            "where hawker keeps its database and files", &Config::data_dir));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (v.empty()) return bad_value("data-dir", v, "a directory path");
+    c.data_dir = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(
+      host_port_key("http.listen", "address the HTTP server binds", &Config::http_listen));
+  keys.push_back(
+      host_port_key("rtmp.listen", "address the RTMP ingest binds", &Config::rtmp_listen));
+  keys.push_back(string_key("public.url", "an http(s):// URL or empty",
+                            "base URL viewers reach hawker at (playback and email links)",
+                            &Config::public_url));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+      return bad_value("public.url", v, "an http(s):// URL or empty");
+    }
+    std::string url(v);
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    c.public_url = url;
+    return ok_status();
+  };
+  keys.push_back(string_key("log.level", "one of debug, info, warn, error", "lowest level logged",
+                            &Config::log_level, {"debug", "info", "warn", "error"}));
+  keys.push_back(string_key("log.format", "text or json",
+                            "log line format (json: one object a line)", &Config::log_format,
+                            {"text", "json"}));
+  keys.push_back(int_key("http.max-header-bytes", "a size from 1KiB to 1MiB (e.g. 16KiB)",
+                         "largest request head accepted (431 beyond)",
+                         &Config::http_max_header_bytes, parse_size_bytes, 1024, 1 << 20,
+                         print_bytes));
+  keys.push_back(int_key("http.max-body-bytes", "a size from 1KiB to 1GiB (e.g. 1MiB)",
+                         "largest request body accepted (413 beyond)", &Config::http_max_body_bytes,
+                         parse_size_bytes, 1024, int64_t{1} << 30, print_bytes));
+  keys.push_back(int_key("http.header-timeout", "a duration from 100ms to 10m (e.g. 10s)",
+                         "time allowed to send a request head (408 beyond)",
+                         &Config::http_header_timeout_ms, parse_duration_ms, 100, 600'000,
+                         print_ms));
+  keys.push_back(int_key("http.body-timeout", "a duration from 100ms to 1h (e.g. 30s)",
+                         "time allowed to send a request body (408 beyond)",
+                         &Config::http_body_timeout_ms, parse_duration_ms, 100, 3'600'000,
+                         print_ms));
+  keys.push_back(int_key("http.idle-timeout", "a duration from 100ms to 1h (e.g. 60s)",
+                         "keep-alive connections idle this long are closed",
+                         &Config::http_idle_timeout_ms, parse_duration_ms, 100, 3'600'000,
+                         print_ms));
+  keys.push_back(int_key("http.max-connections", "a whole number from 1 to 1000000",
+                         "connections beyond this are refused", &Config::http_max_connections,
+                         parse_plain_int, 1, 1'000'000, print_int));
+  keys.push_back(string_key("http.cors-origins", "* or a comma-separated list of origins",
+                            "origins allowed to call hawker from a browser",
+                            &Config::http_cors_origins));
+  keys.push_back(
+      string_key("storage.synchronous", "normal, full or extra",
+                 "SQLite synchronous mode (full: an acknowledged write survives power loss)",
+                 &Config::storage_synchronous, {"normal", "full", "extra"}));
+  keys.push_back(int_key("shutdown.deadline", "a duration from 0ms to 10m (e.g. 10s)",
+                         "how long in-flight requests may take to finish at shutdown",
+                         &Config::shutdown_deadline_ms, parse_duration_ms, 0, 600'000, print_ms));
+  return keys;
+}
+
+std::string toml_value_string(const toml::node& node) {
+  if (auto s = node.as_string()) return s->get();
+  if (auto i = node.as_integer()) return fmt::format("{}", i->get());
+  if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (auto f = node.as_floating_point()) return fmt::format("{}", f->get());
+  // Arrays and other values have no single-string form; refuse them through the key's parser.
+  return node.is_array() ? "<array>" : "<table>";
+}
+
+/// Flattens a TOML table into dotted keys: [http] listen = ... -> "http.listen".
+void flatten(const toml::table& table, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& out) {
+  for (const auto& [k, v] : table) {
+    std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = v.as_table()) {
+      flatten(*sub, key, out);
+    } else {
+      out.emplace_back(key, toml_value_string(v));
+    }
+  }
+}
+
+std::string normalise_key(std::string key) {
+  for (char& c : key) {
+    if (c == '_') c = '-';
+  }
+  return key;
+}
+
+}  // namespace
+
+std::string HostPort::to_string() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+Result<HostPort> parse_host_port(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return unexpected(ErrorCode::kInvalidArgument, "missing :PORT");
+  }
+  std::string host(text.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  auto port = parse_int(text.substr(colon + 1));
+  if (!port || *port < 0 || *port > 65535) {
+    return unexpected(ErrorCode::kInvalidArgument, "port must be 0-65535");
+  }
+  if (host.find_first_of(" /") != std::string::npos) {
+    return unexpected(ErrorCode::kInvalidArgument, "bad host");
+  }
+  return HostPort{host, static_cast<int>(*port)};
+}
+
+Result<int64_t> parse_duration_ms(std::string_view text) {
+  static const std::pair<std::string_view, int64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+      auto digits = text.substr(0, text.size() - suffix.size());
+      // "10ms" also ends with "s": only accept when the rest is all digits.
+      auto v = parse_int(digits);
+      if (v && *v >= 0) return *v * scale;
+    }
+  }
+  auto v = parse_int(text);
+  if (!v || *v < 0) return unexpected(ErrorCode::kInvalidArgument, "not a duration");
+  return *v;
+}
+
+Result<int64_t> parse_size_bytes(std::string_view text) {
+  static const std::pair<std::string_view, int64_t> kUnits[] = {
+      {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", int64_t{1} << 30},
+      {"KB", 1000},  {"MB", 1000 * 1000},  {"B", 1}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+      auto v = parse_int(text.substr(0, text.size() - suffix.size()));
+      if (v && *v >= 0) return *v * scale;
+    }
+  }
+  auto v = parse_int(text);
+  if (!v || *v < 0) return unexpected(ErrorCode::kInvalidArgument, "not a size");
+  return *v;
+}
+
+std::string Config::effective_public_url() const {
+  if (!public_url.empty()) return public_url;
+  std::string host = http_listen.host;
+  if (host == "0.0.0.0" || host == "::" || host.empty()) host = "localhost";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return fmt::format("http://{}:{}", host, http_listen.port);
+}
+
+std::string ConfigKey::env_name() const {
+  std::string out = "HAWKER_";
+  for (char c : key) {
+    out += (c == '.' || c == '-') ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+std::string ConfigKey::flag_name() const {
+  std::string out;
+  for (char c : key) out += c == '.' ? '-' : c;
+  return out;
+}
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = build_keys();
+  return keys;
+}
+
+Result<Config> load_config(const std::map<std::string, std::string>& flags,
+                           const std::function<const char*(const char*)>& getenv_fn) {
+  Config config;
+  const auto& keys = config_keys();
+  auto find_key = [&](const std::string& name) -> const ConfigKey* {
+    std::string n = normalise_key(name);
+    for (const auto& k : keys) {
+      if (k.key == n || k.flag_name() == n) return &k;
+    }
+    return nullptr;
+  };
+
+  std::string config_file;
+  if (const char* env = getenv_fn("HAWKER_CONFIG")) config_file = env;
+  if (auto it = flags.find("config"); it != flags.end()) config_file = it->second;
+
+  if (!config_file.empty()) {
+    toml::table table;
+    try {
+      table = toml::parse_file(config_file);
+    } catch (const toml::parse_error& e) {
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("config file {}: {} (line {})", config_file, e.description(),
+                                    e.source().begin.line));
+    }
+    std::vector<std::pair<std::string, std::string>> entries;
+    flatten(table, "", entries);
+    for (const auto& [key, value] : entries) {
+      const ConfigKey* ck = find_key(key);
+      if (ck == nullptr) {
+        return unexpected(ErrorCode::kInvalidArgument,
+                          fmt::format("config file {}: unknown key \"{}\"", config_file, key));
+      }
+      HAWKER_TRY_STATUS(ck->set(config, value), fmt::format("config file {}", config_file));
+    }
+  }
+
+  for (const auto& k : keys) {
+    if (const char* env = getenv_fn(k.env_name().c_str())) {
+      HAWKER_TRY_STATUS(k.set(config, env), fmt::format("environment {}", k.env_name()));
+    }
+  }
+
+  for (const auto& [name, value] : flags) {
+    if (name == "config") continue;
+    const ConfigKey* ck = find_key(name);
+    if (ck == nullptr) {
+      return unexpected(ErrorCode::kInvalidArgument, fmt::format("unknown flag --{}", name));
+    }
+    HAWKER_TRY_STATUS(ck->set(config, value), fmt::format("flag --{}", name));
+  }
+  return config;
+}
+
+std::string render_config(const Config& config) {
+  // Group keys by their section so the output is valid TOML that load_config reads back.
+  std::string top;
+  std::map<std::string, std::string> sections;
+  std::vector<std::string> order;
+  for (const auto& k : config_keys()) {
+    std::string value = k.secret && !k.get(config).empty() ? "[redacted]" : k.get(config);
+    size_t dot = k.key.find('.');
+    if (dot == std::string::npos) {
+      top += fmt::format("{} = \"{}\"  # {}\n", k.key == "data-dir" ? "data_dir" : k.key,
+                         log::json_escape(value), k.help);
+      continue;
+    }
+    std::string section = k.key.substr(0, dot);
+    std::string name = k.key.substr(dot + 1);
+    if (!sections.count(section)) order.push_back(section);
+    sections[section] += fmt::format("{} = \"{}\"  # {}\n", name, log::json_escape(value), k.help);
+  }
+  std::string out = top;
+  for (const auto& s : order) out += fmt::format("\n[{}]\n{}", s, sections[s]);
+  return out;
+}
+
+}  // namespace hawker::app

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace hawker::app {
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+  std::string to_string() const;
+};
+
+/// Parses "HOST:PORT", "[v6]:PORT" or ":PORT" (all interfaces).
+Result<HostPort> parse_host_port(std::string_view text);
+/// Parses a duration: "250ms", "2s", "10m", "1h", or a bare number of milliseconds.
+Result<int64_t> parse_duration_ms(std::string_view text);
+/// Parses a size: "64KiB", "1MiB", "512" (bytes).
+Result<int64_t> parse_size_bytes(std::string_view text);
+
+/// The effective configuration. Defaults are the embedded ones `scripts/run` starts with.
+struct Config {
+  std::string data_dir = "./hawker-data";
+  HostPort http_listen{"0.0.0.0", 8080};
+  HostPort rtmp_listen{"0.0.0.0", 1935};
+  /// Base URL viewers reach hawker at; empty means derived from http.listen.
+  std::string public_url;
+  std::string log_level = "info";
+  std::string log_format = "text";
+
+  // HTTP limits.
+  int64_t http_max_header_bytes = 16 * 1024;
+  int64_t http_max_body_bytes = 1024 * 1024;
+  int64_t http_header_timeout_ms = 10'000;
+  int64_t http_body_timeout_ms = 30'000;
+  int64_t http_idle_timeout_ms = 60'000;
+  int64_t http_max_connections = 10'000;
+  std::string http_cors_origins = "*";
+
+  // Storage.
+  std::string storage_synchronous = "full";
+
+  int64_t shutdown_deadline_ms = 10'000;
+
+  /// The URL playback and dashboard links are built on.
+  std::string effective_public_url() const;
+};
+
+/// One configuration key, known under three names: `section.key` in TOML, `HAWKER_SECTION_KEY` in
+/// the environment, `--section-key` on the command line.
+struct ConfigKey {
+  std::string key;
+  std::string expected;  ///< the form a value must take, for error messages and help
+  std::string help;
+  std::function<Status(Config&, std::string_view)> set;
+  std::function<std::string(const Config&)> get;
+  bool secret = false;  ///< printed as [redacted] by `hawker config`
+
+  std::string env_name() const;
+  std::string flag_name() const;
+};
+
+/// Every key hawker understands, in the order `hawker config` prints them.
+const std::vector<ConfigKey>& config_keys();
+
+/// Loads the configuration: defaults < TOML file (`--config FILE` or HAWKER_CONFIG) < HAWKER_*
+/// environment < flags. `flags` maps flag names without dashes ("http-listen") to values.
+/// A bad value or an unknown key is refused with a message naming the key and the expected form.
+Result<Config> load_config(const std::map<std::string, std::string>& flags,
+                           const std::function<const char*(const char*)>& getenv_fn);
+
+/// The effective configuration as TOML, secrets redacted.
+std::string render_config(const Config& config);
+
+}  // namespace hawker::app
