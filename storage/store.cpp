@@ -1,0 +1,321 @@
+#include "storage/store.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "core/log.h"
+
+namespace hawker::storage {
+namespace {
+
+thread_local bool tls_storage_thread = false;
+
+constexpr std::string_view kComponent = "storage";
+
+}  // namespace
+
+Store::Store(Loop& loop, StoreOptions options) : loop_(loop), options_(std::move(options)) {
+  options_.reader_threads = std::clamp(options_.reader_threads, 1, 8);
+  options_.max_batch = std::max<size_t>(options_.max_batch, 1);
+}
+
+Store::~Store() { close(); }
+
+bool Store::on_storage_thread() { return tls_storage_thread; }
+
+Status Store::open() {
+  if (state_ != State::kNew) {
+    return Error{ErrorCode::kInvalidArgument, "open storage: already opened"};
+  }
+  std::filesystem::path file(options_.path);
+  if (file.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec) {
+      return Error{ErrorCode::kIo, fmt::format("open storage: create directory {}: {}",
+                                               file.parent_path().string(), ec.message())};
+    }
+  }
+
+  OpenOptions write_options;
+  write_options.path = options_.path;
+  write_options.synchronous = options_.synchronous;
+  write_options.busy_timeout_ms = options_.busy_timeout_ms;
+  auto writer = Database::open(write_options);
+  if (!writer) return std::move(writer).error().with_context("open storage");
+  HAWKER_TRY_STATUS(apply_migrations(*writer, options_.schema), "open storage");
+
+  // Readers open after the writer so the file exists and is already in WAL mode.
+  std::vector<Database> readers;
+  for (int i = 0; i < options_.reader_threads; ++i) {
+    OpenOptions read_options = write_options;
+    read_options.read_only = true;
+    auto reader = Database::open(read_options);
+    if (!reader) return std::move(reader).error().with_context("open storage reader");
+    readers.push_back(std::move(*reader));
+  }
+
+  mailbox_ = std::make_unique<Mailbox>(loop_);
+  writes_.accepting = true;
+  reads_.accepting = true;
+  writer_ = std::thread(&Store::writer_main, this, std::move(*writer));
+  for (auto& reader : readers) readers_.emplace_back(&Store::reader_main, this, std::move(reader));
+  state_ = State::kOpen;
+  log::info(kComponent, "opened {} (synchronous={}, readers={})", options_.path,
+            to_string(options_.synchronous), options_.reader_threads);
+  return ok_status();
+}
+
+void Store::close() {
+  if (state_ != State::kOpen) {
+    state_ = State::kClosed;
+    return;
+  }
+  // From here on a refused job is answered at once: the Mailbox is about to stop delivering.
+  state_ = State::kClosing;
+  for (JobQueue* queue : {&writes_, &reads_}) {
+    std::lock_guard lock(queue->mutex);
+    queue->accepting = false;
+    queue->ready.notify_all();
+  }
+  // The threads finish every job already queued before they exit: this is the flush.
+  if (writer_.joinable()) writer_.join();
+  for (auto& reader : readers_) reader.join();
+  readers_.clear();
+  drain(*finished_);
+  mailbox_->close();
+  state_ = State::kClosed;
+  log::info(kComponent, "closed {} after {} commits of {} jobs", options_.path, commits_.load(),
+            jobs_committed_.load());
+}
+
+void Store::write(std::function<Status(Database&)> work, std::function<void(Status)> done) {
+  submit_write(std::make_unique<detail::BasicJob<Status>>(std::move(work), std::move(done), false));
+}
+
+void Store::read(std::function<Status(Database&)> work, std::function<void(Status)> done) {
+  submit_read(std::make_unique<detail::BasicJob<Status>>(std::move(work), std::move(done), false));
+}
+
+Status Store::write_sync(std::function<Status(Database&)> work) {
+  return run_sync<Status>(std::move(work), true);
+}
+
+Status Store::read_sync(std::function<Status(Database&)> work) {
+  return run_sync<Status>(std::move(work), false);
+}
+
+void Store::submit_write(std::unique_ptr<detail::Job> job) {
+  submit(writes_, options_.max_write_queue, write_queue_depth_, std::move(job));
+}
+
+void Store::submit_read(std::unique_ptr<detail::Job> job) {
+  submit(reads_, options_.max_read_queue, read_queue_depth_, std::move(job));
+}
+
+void Store::submit(JobQueue& queue, size_t limit, std::atomic<size_t>& depth,
+                   std::unique_ptr<detail::Job> job) {
+  {
+    std::unique_lock lock(queue.mutex);
+    if (queue.accepting && queue.jobs.size() < limit) {
+      queue.jobs.push_back(std::move(job));
+      depth = queue.jobs.size();
+      queue.ready.notify_one();
+      return;
+    }
+  }
+  ++jobs_rejected_;
+  bool open = state_ == State::kOpen;
+  if (open) {
+    job->fail(Error{ErrorCode::kResourceExhausted,
+                    fmt::format("storage queue is full ({} jobs waiting)", limit)});
+    finish(std::move(job));
+  } else {
+    // Nothing would ever deliver through a closed Mailbox, so the caller hears now.
+    job->fail(Error{ErrorCode::kUnavailable, "storage is not open"});
+    job->deliver();
+  }
+}
+
+void Store::finish(std::unique_ptr<detail::Job> job) {
+  if (job->deliver_inline()) {
+    job->deliver();
+    return;
+  }
+  bool was_empty;
+  {
+    std::lock_guard lock(finished_->mutex);
+    was_empty = finished_->jobs.empty();
+    finished_->jobs.push_back(std::move(job));
+  }
+  // A non-empty list already has a drain on its way, which will take this job too.
+  if (was_empty) {
+    mailbox_->post([finished = finished_] { drain(*finished); });
+  }
+}
+
+void Store::drain(Finished& finished) {
+  std::vector<std::unique_ptr<detail::Job>> jobs;
+  {
+    std::lock_guard lock(finished.mutex);
+    jobs.swap(finished.jobs);
+  }
+  for (auto& job : jobs) job->deliver();
+}
+
+void Store::writer_main(Database db) {
+  tls_storage_thread = true;
+  std::vector<std::unique_ptr<detail::Job>> batch;
+  while (true) {
+    batch.clear();
+    {
+      std::unique_lock lock(writes_.mutex);
+      writes_.ready.wait(lock, [&] { return !writes_.jobs.empty() || !writes_.accepting; });
+      if (writes_.jobs.empty()) break;
+      // Everything that queued up while the last COMMIT was syncing goes into this batch.
+      size_t take = std::min(writes_.jobs.size(), options_.max_batch);
+      for (size_t i = 0; i < take; ++i) {
+        batch.push_back(std::move(writes_.jobs.front()));
+        writes_.jobs.pop_front();
+      }
+      write_queue_depth_ = writes_.jobs.size();
+    }
+    commit_batch(db, batch);
+  }
+  // Folds the WAL back into the main file so a copy of the data file alone is complete. A
+  // reader in another process can hold it back; that only leaves the WAL in place.
+  auto checkpoint = db.pragma("wal_checkpoint(TRUNCATE)");
+  if (!checkpoint) log::warn(kComponent, "checkpoint at close: {}", checkpoint.error().message);
+}
+
+void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch) {
+  // Jobs whose work succeeded inside the open transaction; they share its fate.
+  std::vector<detail::Job*> pending;
+  size_t in_transaction = 0;
+  Status begin = db.exec("BEGIN IMMEDIATE");
+
+  auto abandon = [&](const Error& why) {
+    for (detail::Job* job : pending) job->fail(why);
+    jobs_failed_ += pending.size();
+    pending.clear();
+    in_transaction = 0;
+    if (!db.autocommit()) (void)db.exec("ROLLBACK");
+    db.reset_all_statements();
+  };
+
+  for (auto& job : batch) {
+    if (!begin) {
+      job->fail(begin.error().with_context("begin write transaction"));
+      ++jobs_failed_;
+      continue;
+    }
+    ++in_transaction;
+    Status savepoint = db.exec("SAVEPOINT job");
+    if (!savepoint) {
+      job->fail(std::move(savepoint).error());
+      ++jobs_failed_;
+      continue;
+    }
+    Status outcome = job->run(db);
+    db.reset_all_statements();
+    if (db.autocommit()) {
+      // SQLite rolls a whole transaction back on some errors (disk full, I/O), and a job that
+      // ran COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive.
+      Error why{ErrorCode::kInternal, "the batch transaction ended inside a job"};
+      if (!outcome) why = outcome.error().with_context("the batch transaction was rolled back");
+      if (outcome) job->fail(why);
+      ++jobs_failed_;
+      abandon(why);
+      begin = db.exec("BEGIN IMMEDIATE");
+      continue;
+    }
+    if (outcome) {
+      Status release = db.exec("RELEASE job");
+      if (release) {
+        pending.push_back(job.get());
+        continue;
+      }
+      job->fail(release.error());
+      ++jobs_failed_;
+      abandon(std::move(release).error().with_context("release savepoint"));
+      begin = db.exec("BEGIN IMMEDIATE");
+      continue;
+    }
+    ++jobs_failed_;
+    Status undo = db.exec("ROLLBACK TO job");
+    if (undo) undo = db.exec("RELEASE job");
+    if (!undo) {
+      abandon(std::move(undo).error().with_context("roll back failed job"));
+      begin = db.exec("BEGIN IMMEDIATE");
+    }
+  }
+
+  if (begin && !db.autocommit()) {
+    Status commit = db.exec("COMMIT");
+    if (commit) {
+      ++commits_;
+      jobs_committed_ += pending.size();
+      record_batch(in_transaction);
+    } else {
+      ++commit_failures_;
+      log::error(kComponent, "commit of {} jobs failed: {}", pending.size(),
+                 commit.error().message);
+      abandon(std::move(commit).error().with_context("commit"));
+    }
+  }
+  // Only now, with COMMIT returned, does any caller hear back.
+  for (auto& job : batch) finish(std::move(job));
+}
+
+void Store::record_batch(size_t size) {
+  batch_size_sum_ += size;
+  auto bound = std::lower_bound(kBatchSizeBuckets.begin(), kBatchSizeBuckets.end(), size);
+  ++batch_size_buckets_[static_cast<size_t>(bound - kBatchSizeBuckets.begin())];
+}
+
+void Store::reader_main(Database db) {
+  tls_storage_thread = true;
+  while (true) {
+    std::unique_ptr<detail::Job> job;
+    {
+      std::unique_lock lock(reads_.mutex);
+      reads_.ready.wait(lock, [&] { return !reads_.jobs.empty() || !reads_.accepting; });
+      if (reads_.jobs.empty()) break;
+      job = std::move(reads_.jobs.front());
+      reads_.jobs.pop_front();
+      read_queue_depth_ = reads_.jobs.size();
+    }
+    // One read transaction: every statement of the job sees the same committed snapshot.
+    Status begin = db.exec("BEGIN");
+    if (!begin) {
+      job->fail(std::move(begin).error().with_context("begin read transaction"));
+    } else {
+      (void)job->run(db);
+      db.reset_all_statements();
+      if (!db.autocommit()) (void)db.exec("COMMIT");
+    }
+    ++reads_done_;
+    finish(std::move(job));
+  }
+}
+
+StoreCounters Store::counters() const {
+  StoreCounters c;
+  c.commits = commits_;
+  c.jobs_committed = jobs_committed_;
+  c.jobs_failed = jobs_failed_;
+  c.commit_failures = commit_failures_;
+  c.reads = reads_done_;
+  c.jobs_rejected = jobs_rejected_;
+  c.write_queue_depth = write_queue_depth_;
+  c.read_queue_depth = read_queue_depth_;
+  for (size_t i = 0; i < c.batch_size_buckets.size(); ++i)
+    c.batch_size_buckets[i] = batch_size_buckets_[i];
+  c.batch_size_sum = batch_size_sum_;
+  return c;
+}
+
+}  // namespace hawker::storage

@@ -1,0 +1,195 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/loop.h"
+#include "core/result.h"
+#include "storage/detail/job.h"
+#include "storage/migrations.h"
+#include "storage/sqlite.h"
+
+namespace hawker::storage {
+
+struct StoreOptions {
+  /// The SQLite data file; its directory is created when missing.
+  std::string path;
+  Synchronous synchronous = Synchronous::kFull;
+  /// How long the writer waits for another process (the CLI) holding the write lock.
+  int busy_timeout_ms = 5000;
+  /// Reader threads, each with its own read-only connection (clamped to 1..8).
+  int reader_threads = 2;
+  /// Most jobs committed in one transaction.
+  size_t max_batch = 1024;
+  /// Jobs waiting beyond these are refused at once with kResourceExhausted.
+  size_t max_write_queue = 16384;
+  size_t max_read_queue = 16384;
+  /// Migrations applied by open(); add each module's list to it.
+  Schema schema;
+};
+
+/// Upper bounds of the batch-size histogram buckets; the last count is for larger batches.
+inline constexpr std::array<size_t, 11> kBatchSizeBuckets = {1,  2,   4,   8,   16,  32,
+                                                             64, 128, 256, 512, 1024};
+
+/// A snapshot of the Store's counters for /metrics.
+struct StoreCounters {
+  uint64_t commits = 0;
+  uint64_t jobs_committed = 0;
+  /// Write jobs that returned an error (rolled back alone) or lost their transaction.
+  uint64_t jobs_failed = 0;
+  uint64_t commit_failures = 0;
+  uint64_t reads = 0;
+  uint64_t jobs_rejected = 0;
+  size_t write_queue_depth = 0;
+  size_t read_queue_depth = 0;
+  /// Batches by size, not cumulative: [i] counts batches of size <= kBatchSizeBuckets[i] and
+  /// greater than the previous bound; the final entry counts larger ones.
+  std::array<uint64_t, kBatchSizeBuckets.size() + 1> batch_size_buckets{};
+  uint64_t batch_size_sum = 0;
+};
+
+/// The database as the rest of hawker sees it. One storage thread owns the write connection
+/// and commits queued writes in groups: every job that arrived while the previous COMMIT was
+/// syncing runs in the next transaction, each inside its own SAVEPOINT so a failing job rolls
+/// back alone. A job's callback runs on the loop only after its COMMIT returned, so nothing is
+/// acknowledged before it is durable (with synchronous=FULL). Reads run on a few reader
+/// threads with their own connections; under WAL they never wait for the writer. The loop
+/// never blocks on SQLite.
+///
+/// open() and close() run on the loop thread (or before the loop runs). write()/read() may be
+/// called from any thread; their callbacks always run on the loop thread.
+class Store {
+ public:
+  Store(Loop& loop, StoreOptions options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  /// Creates the data file if needed, applies the schema's migrations and starts the threads.
+  Status open();
+  /// Stops taking work, commits everything already queued, joins the threads and runs the
+  /// remaining callbacks (on this thread, which must be the loop thread). Idempotent.
+  void close();
+  bool is_open() const { return state_ == State::kOpen; }
+
+  /// Queues a write. `done` gets the work's result once the transaction holding it committed,
+  /// or the work's own error (only that job rolled back), or the COMMIT's error, or
+  /// kResourceExhausted at once when the queue is full. On a store that is not open `done` is
+  /// called before write() returns with kUnavailable.
+  template <typename T>
+  void write(std::function<Result<T>(Database&)> work, std::function<void(Result<T>)> done) {
+    submit_write(
+        std::make_unique<detail::BasicJob<Result<T>>>(std::move(work), std::move(done), false));
+  }
+  void write(std::function<Status(Database&)> work, std::function<void(Status)> done);
+
+  /// Queues a read on a reader thread; the work runs inside one read transaction, so it sees a
+  /// single committed snapshot.
+  template <typename T>
+  void read(std::function<Result<T>(Database&)> work, std::function<void(Result<T>)> done) {
+    submit_read(
+        std::make_unique<detail::BasicJob<Result<T>>>(std::move(work), std::move(done), false));
+  }
+  void read(std::function<Status(Database&)> work, std::function<void(Status)> done);
+
+  /// Blocking forms for CLI commands and startup code. They wait for the storage threads, not
+  /// for the loop, so they work before the loop runs; never call them on the loop while it
+  /// serves traffic, nor from inside a storage job (that is refused).
+  template <typename T>
+  Result<T> write_sync(std::function<Result<T>(Database&)> work) {
+    return run_sync<Result<T>>(std::move(work), true);
+  }
+  Status write_sync(std::function<Status(Database&)> work);
+  template <typename T>
+  Result<T> read_sync(std::function<Result<T>(Database&)> work) {
+    return run_sync<Result<T>>(std::move(work), false);
+  }
+  Status read_sync(std::function<Status(Database&)> work);
+
+  StoreCounters counters() const;
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  enum class State { kNew, kOpen, kClosing, kClosed };
+
+  struct JobQueue {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::unique_ptr<detail::Job>> jobs;
+    bool accepting = false;
+  };
+
+  /// Finished jobs waiting for the loop. Shared with the Mailbox work that drains it, so a
+  /// drain never touches a Store that is gone.
+  struct Finished {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<detail::Job>> jobs;
+  };
+
+  template <typename R>
+  R run_sync(std::function<R(Database&)> work, bool is_write) {
+    if (on_storage_thread()) {
+      return R(Error{ErrorCode::kInternal,
+                     "a blocking storage call from a storage job would "
+                     "wait for itself"});
+    }
+    std::promise<R> promise;
+    auto future = promise.get_future();
+    auto job = std::make_unique<detail::BasicJob<R>>(
+        std::move(work), [&promise](R result) { promise.set_value(std::move(result)); }, true);
+    if (is_write) {
+      submit_write(std::move(job));
+    } else {
+      submit_read(std::move(job));
+    }
+    return future.get();
+  }
+
+  static bool on_storage_thread();
+  void submit_write(std::unique_ptr<detail::Job> job);
+  void submit_read(std::unique_ptr<detail::Job> job);
+  void submit(JobQueue& queue, size_t limit, std::atomic<size_t>& depth,
+              std::unique_ptr<detail::Job> job);
+  /// Delivers a finished job: inline for blocking calls, else through the loop.
+  void finish(std::unique_ptr<detail::Job> job);
+  static void drain(Finished& finished);
+
+  void writer_main(Database db);
+  void reader_main(Database db);
+  void commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch);
+  void record_batch(size_t size);
+
+  Loop& loop_;
+  StoreOptions options_;
+  std::atomic<State> state_{State::kNew};
+  std::unique_ptr<Mailbox> mailbox_;
+  std::shared_ptr<Finished> finished_ = std::make_shared<Finished>();
+  JobQueue writes_;
+  JobQueue reads_;
+  std::thread writer_;
+  std::vector<std::thread> readers_;
+
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> jobs_committed_{0};
+  std::atomic<uint64_t> jobs_failed_{0};
+  std::atomic<uint64_t> commit_failures_{0};
+  std::atomic<uint64_t> reads_done_{0};
+  std::atomic<uint64_t> jobs_rejected_{0};
+  std::atomic<size_t> write_queue_depth_{0};
+  std::atomic<size_t> read_queue_depth_{0};
+  std::array<std::atomic<uint64_t>, kBatchSizeBuckets.size() + 1> batch_size_buckets_{};
+  std::atomic<uint64_t> batch_size_sum_{0};
+};
+
+}  // namespace hawker::storage

@@ -1,0 +1,422 @@
+#include "storage/store.h"
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/loop.h"
+#include "test/unit/storage/temp_dir.h"
+
+using namespace hawker;
+using namespace hawker::storage;
+using hawker::storage::test::TempDir;
+
+namespace {
+
+constexpr std::array kTestTables = {
+    Migration{100, "items", "CREATE TABLE items (id INTEGER PRIMARY KEY, n INTEGER UNIQUE);"},
+    Migration{101, "children",
+              "CREATE TABLE parents (id INTEGER PRIMARY KEY);"
+              "CREATE TABLE children (parent_id INTEGER REFERENCES parents(id) "
+              "DEFERRABLE INITIALLY DEFERRED);"},
+};
+
+StoreOptions options_for(const TempDir& dir) {
+  StoreOptions options;
+  options.path = dir.file("data/hawker.db");
+  options.schema.add(kTestTables);
+  return options;
+}
+
+Result<int64_t> insert_item(Database& db, int64_t n) {
+  auto stmt = db.cached("INSERT INTO items (n) VALUES (?) RETURNING id");
+  if (!stmt) return std::move(stmt).error();
+  (*stmt)->bind_int64(1, n);
+  auto step = (*stmt)->step();
+  if (!step) return std::move(step).error();
+  if (*step != Statement::Step::kRow) return Error{ErrorCode::kInternal, "no id returned"};
+  return (*stmt)->column_int64(0);
+}
+
+int64_t count_items(const std::string& path) {
+  OpenOptions options;
+  options.path = path;
+  auto db = Database::open(options);
+  REQUIRE(db.has_value());
+  auto stmt = db->prepare("SELECT count(*) FROM items");
+  REQUIRE(stmt.has_value());
+  REQUIRE(*stmt->step() == Statement::Step::kRow);
+  return stmt->column_int64(0);
+}
+
+/// Holds the writer inside a job until released, so the jobs queued meanwhile form one batch.
+class WriterGate {
+ public:
+  explicit WriterGate(Store& store) {
+    // The job keeps its own handles: the gate may be gone before the writer leaves wait().
+    auto started = std::make_shared<std::promise<void>>();
+    auto started_future = started->get_future();
+    store.write(
+        [started, release = release_.get_future().share()](Database&) -> Status {
+          started->set_value();
+          release.wait();
+          return ok_status();
+        },
+        [](Status) {});
+    started_future.wait();
+  }
+  void open() { release_.set_value(); }
+
+ private:
+  std::promise<void> release_;
+};
+
+}  // namespace
+
+TEST_CASE("1000 writes posted at once commit in a few transactions, answered on the loop") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    Timer watchdog(loop);
+    watchdog.start(20000, 0, [&] { loop.stop(); });
+
+    int answered = 0;
+    int failed = 0;
+    bool all_on_loop = true;
+    for (int i = 0; i < 1000; ++i) {
+      store.write<int64_t>([i](Database& db) { return insert_item(db, i); },
+                           [&](Result<int64_t> id) {
+                             all_on_loop = all_on_loop && loop.on_loop_thread();
+                             if (!id) ++failed;
+                             if (++answered == 1000) {
+                               watchdog.stop();
+                               store.close();
+                             }
+                           });
+    }
+    loop.run();
+    CHECK(answered == 1000);
+    CHECK(failed == 0);
+    CHECK(all_on_loop);
+    StoreCounters c = store.counters();
+    CHECK(c.jobs_committed == 1000);
+    // Group commit: far fewer transactions than writes.
+    CHECK(c.commits >= 1);
+    CHECK(c.commits < 100);
+    CHECK(c.batch_size_sum == 1000);
+    uint64_t batches = 0;
+    for (uint64_t b : c.batch_size_buckets) batches += b;
+    CHECK(batches == c.commits);
+    CHECK(c.write_queue_depth == 0);
+    CHECK(count_items(options.path) == 1000);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("a failing job rolls back alone; the rest of its batch commits") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    std::vector<Result<int64_t>> results;
+    {
+      WriterGate gate(store);
+      for (int i = 0; i < 10; ++i) {
+        store.write<int64_t>(
+            [i](Database& db) -> Result<int64_t> {
+              auto id = insert_item(db, i);
+              // Job 4 writes, then fails: its row must vanish with it.
+              if (i == 4) return Error{ErrorCode::kConflict, "job 4 changed its mind"};
+              // Job 7 collides with job 2's unique value.
+              if (i == 7) return insert_item(db, 2);
+              return id;
+            },
+            [&](Result<int64_t> r) {
+              results.push_back(std::move(r));
+              if (results.size() == 10) store.close();
+            });
+      }
+      gate.open();
+    }
+    loop.run();
+    REQUIRE(results.size() == 10);
+    for (int i = 0; i < 10; ++i) {
+      if (i == 4) {
+        REQUIRE_FALSE(results[i].has_value());
+        CHECK(results[i].error().message == "job 4 changed its mind");
+      } else if (i == 7) {
+        REQUIRE_FALSE(results[i].has_value());
+        CHECK(results[i].error().code == ErrorCode::kAlreadyExists);
+      } else {
+        CHECK(results[i].has_value());
+      }
+    }
+    StoreCounters c = store.counters();
+    CHECK(c.commits == 2);  // the gate's batch, then all ten together
+    CHECK(c.jobs_failed == 2);
+    CHECK(c.jobs_committed == 9);  // the gate and eight items
+    CHECK(count_items(options.path) == 8);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("a failed COMMIT fails every job of its batch and the store goes on") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    std::vector<Status> results;
+    {
+      WriterGate gate(store);
+      for (int i = 0; i < 4; ++i) {
+        store.write(
+            [i](Database& db) -> Status {
+              if (i == 2) {
+                // A deferred foreign key is only checked at COMMIT: this job "succeeds" and then
+                // sinks the whole transaction.
+                return db.exec("INSERT INTO children VALUES (404)");
+              }
+              auto id = insert_item(db, i);
+              if (!id) return std::move(id).error();
+              return ok_status();
+            },
+            [&](Status s) {
+              results.push_back(std::move(s));
+              if (results.size() == 4) loop.stop();
+            });
+      }
+      gate.open();
+    }
+    loop.run();
+    // Queued only after the failed batch answered, so it lands in a fresh transaction.
+    auto after = store.write_sync<int64_t>([](Database& db) { return insert_item(db, 100); });
+    CHECK(after.has_value());
+    store.close();
+    REQUIRE(results.size() == 4);
+    for (const Status& s : results) {
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.error().code == ErrorCode::kConflict);
+      CHECK(s.error().message.find("commit") != std::string::npos);
+    }
+    CHECK(store.counters().commit_failures == 1);
+    CHECK(count_items(options.path) == 1);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("reads run while a write transaction is open and see the last commit") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    REQUIRE(store.write_sync<int64_t>([](Database& db) { return insert_item(db, 1); }).has_value());
+
+    std::promise<void> write_started;
+    std::promise<void> read_finished;
+    auto read_finished_future = read_finished.get_future();
+    Status write_result = Error{ErrorCode::kInternal, "never answered"};
+    Result<int64_t> read_result = Error{ErrorCode::kInternal, "never answered"};
+    int answers = 0;
+    auto answered = [&] {
+      if (++answers == 2) store.close();
+    };
+
+    store.write(
+        [&](Database& db) -> Status {
+          HAWKER_TRY_STATUS(db.exec("UPDATE items SET n = 2"), "update");
+          write_started.set_value();
+          // Holds the write transaction open until the read is done: if readers waited for
+          // the writer, this would time out.
+          if (read_finished_future.wait_for(std::chrono::seconds(10)) !=
+              std::future_status::ready) {
+            return Error{ErrorCode::kUnavailable, "the read never ran during the write"};
+          }
+          return ok_status();
+        },
+        [&](Status s) {
+          write_result = std::move(s);
+          answered();
+        });
+    write_started.get_future().wait();
+    store.read<int64_t>(
+        [&](Database& db) -> Result<int64_t> {
+          auto stmt = db.cached("SELECT n FROM items");
+          if (!stmt) return std::move(stmt).error();
+          auto step = (*stmt)->step();
+          if (!step) return std::move(step).error();
+          int64_t n = (*stmt)->column_int64(0);
+          read_finished.set_value();
+          return n;
+        },
+        [&](Result<int64_t> r) {
+          CHECK(loop.on_loop_thread());
+          read_result = std::move(r);
+          answered();
+        });
+    loop.run();
+    CHECK(write_result.ok());
+    REQUIRE(read_result.has_value());
+    CHECK(*read_result == 1);  // the uncommitted update was invisible
+    CHECK(store.counters().reads == 1);
+    auto now = Database::open(OpenOptions{.path = options.path});
+    REQUIRE(now.has_value());
+    auto n = now->prepare("SELECT n FROM items");
+    REQUIRE(*n->step() == Statement::Step::kRow);
+    CHECK(n->column_int64(0) == 2);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("close() commits every queued write before returning") {
+  TempDir dir;
+  Loop loop;
+  std::string path;
+  int answered = 0;
+  int ok = 0;
+  {
+    StoreOptions options = options_for(dir);
+    path = options.path;
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    for (int i = 0; i < 200; ++i) {
+      store.write<int64_t>([i](Database& db) { return insert_item(db, i); },
+                           [&](Result<int64_t> r) {
+                             CHECK(loop.on_loop_thread());
+                             ++answered;
+                             if (r) ++ok;
+                           });
+    }
+    store.close();
+    CHECK(answered == 200);
+    CHECK(ok == 200);
+
+    // After close the store refuses at once.
+    Status refused = ok_status();
+    store.write([](Database&) { return ok_status(); }, [&](Status s) { refused = std::move(s); });
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == ErrorCode::kUnavailable);
+  }
+  CHECK(loop.close() == 0);
+
+  // A new store on the same file sees every write, and its migrations are already applied.
+  Loop again;
+  {
+    Store store(again, options_for(dir));
+    REQUIRE(store.open().ok());
+    auto count = store.read_sync<int64_t>([](Database& db) -> Result<int64_t> {
+      auto stmt = db.cached("SELECT count(*) FROM items");
+      if (!stmt) return std::move(stmt).error();
+      auto step = (*stmt)->step();
+      if (!step) return std::move(step).error();
+      return (*stmt)->column_int64(0);
+    });
+    REQUIRE(count.has_value());
+    CHECK(*count == 200);
+    store.close();
+  }
+  CHECK(again.close() == 0);
+}
+
+TEST_CASE("a full write queue refuses at once with resource-exhausted") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    options.max_write_queue = 4;
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    std::vector<Result<int64_t>> results;
+    {
+      WriterGate gate(store);
+      for (int i = 0; i < 5; ++i) {
+        store.write<int64_t>([i](Database& db) { return insert_item(db, i); },
+                             [&](Result<int64_t> r) {
+                               results.push_back(std::move(r));
+                               if (results.size() == 5) store.close();
+                             });
+      }
+      CHECK(store.counters().write_queue_depth == 4);
+      gate.open();
+    }
+    loop.run();
+    REQUIRE(results.size() == 5);
+    // The refusal does not wait for the writer, so it is answered first.
+    REQUIRE_FALSE(results[0].has_value());
+    CHECK(results[0].error().code == ErrorCode::kResourceExhausted);
+    for (size_t i = 1; i < results.size(); ++i) CHECK(results[i].has_value());
+    CHECK(store.counters().jobs_rejected == 1);
+    CHECK(count_items(options.path) == 4);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("blocking helpers work before the loop runs and refuse to wait on themselves") {
+  TempDir dir;
+  Loop loop;
+  {
+    Store store(loop, options_for(dir));
+    REQUIRE(store.open().ok());
+    auto id = store.write_sync<int64_t>([](Database& db) { return insert_item(db, 9); });
+    REQUIRE(id.has_value());
+    CHECK(*id == 1);
+
+    auto instance = store.read_sync<std::string>([](Database& db) -> Result<std::string> {
+      auto stmt = db.cached("SELECT value FROM meta WHERE key = 'instance_id'");
+      if (!stmt) return std::move(stmt).error();
+      auto step = (*stmt)->step();
+      if (!step) return std::move(step).error();
+      return std::string((*stmt)->column_text(0));
+    });
+    REQUIRE(instance.has_value());
+    CHECK(instance->size() == 32);
+
+    Status nested = store.write_sync([&store](Database&) -> Status {
+      return store.write_sync([](Database&) { return ok_status(); });
+    });
+    REQUIRE_FALSE(nested.ok());
+    CHECK(nested.error().message.find("wait for itself") != std::string::npos);
+
+    Status readonly = store.read_sync([](Database& db) { return db.exec("DELETE FROM items"); });
+    CHECK_FALSE(readonly.ok());
+    store.close();
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("open refuses a database written by a newer hawker") {
+  TempDir dir;
+  StoreOptions options = options_for(dir);
+  {
+    Loop loop;
+    constexpr std::array kFuture = {Migration{150, "future", "CREATE TABLE future (x);"}};
+    options.schema.add(kFuture);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    store.close();
+    CHECK(loop.close() == 0);
+  }
+  Loop loop;
+  {
+    Store store(loop, options_for(dir));
+    Status status = store.open();
+    REQUIRE_FALSE(status.ok());
+    CHECK(status.error().code == ErrorCode::kUnsupported);
+    CHECK(status.error().message.find("150") != std::string::npos);
+    CHECK_FALSE(store.is_open());
+  }
+  CHECK(loop.close() == 0);
+}
