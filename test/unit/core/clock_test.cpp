@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "core/clock.h"
+
+#include <doctest/doctest.h>
 
 using namespace hawker;
 

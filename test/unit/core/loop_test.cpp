@@ -1,9 +1,9 @@
+#include "core/loop.h"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <thread>
-
-#include "core/loop.h"
 
 using namespace hawker;
 

@@ -1,8 +1,7 @@
-#include <doctest/doctest.h>
-
-#include <fmt/format.h>
-
 #include "core/secret.h"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
 
 using namespace hawker;
 
@@ -15,7 +14,8 @@ TEST_CASE("random tokens are URL-safe, prefixed and distinct") {
   CHECK(a->reveal().size() == 3 + 32);
   CHECK(a->reveal() != b->reveal());
   CHECK(a->reveal().find_first_not_of(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+        std::string::npos);
 }
 
 TEST_CASE("secrets never format as their value") {

@@ -1,0 +1,270 @@
+#include "app/serve.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "http/static_files.h"
+#include "storage/store.h"
+
+namespace hawker::app {
+namespace {
+
+constexpr const char* kLog = "app";
+
+std::vector<std::string> split_origins(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string item =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+http::ServerLimits http_limits(const Config& c) {
+  http::ServerLimits limits;
+  limits.max_header_bytes = static_cast<size_t>(c.http_max_header_bytes);
+  limits.max_body_bytes = static_cast<size_t>(c.http_max_body_bytes);
+  limits.header_timeout_ms = static_cast<uint64_t>(c.http_header_timeout_ms);
+  limits.body_timeout_ms = static_cast<uint64_t>(c.http_body_timeout_ms);
+  limits.idle_timeout_ms = static_cast<uint64_t>(c.http_idle_timeout_ms);
+  limits.max_connections = static_cast<size_t>(c.http_max_connections);
+  return limits;
+}
+
+/// The running server: every module, owned in the order they must be torn down.
+class Application {
+ public:
+  explicit Application(const Config& config)
+      : config_(config),
+        store_(loop_, store_options(config)),
+        http_(loop_, router_, http_limits(config), metrics_, cors_policy(config)),
+        start_wall_ms_(SystemClock::instance().wall_ms()) {}
+
+  int run() {
+    if (auto s = prepare_data_dir(); !s) return fail(s.error());
+    if (auto s = store_.open(); !s) return fail(std::move(s).error().with_context("open storage"));
+    if (auto s = add_routes(); !s) return fail(s.error());
+
+    auto http_port = http_.listen(config_.http_listen.host, config_.http_listen.port);
+    if (!http_port) {
+      return fail(std::move(http_port).error().with_context(
+          fmt::format("listen on {} (http.listen)", config_.http_listen.to_string())));
+    }
+    http_address_ = app::HostPort{config_.http_listen.host, *http_port}.to_string();
+    install_signal_handlers();
+    if (auto s = write_ready_file(); !s) return fail(s.error());
+
+    log::info(kLog, "hawker {} serving HTTP on {} (open {}/), data in {}", HAWKER_VERSION,
+              http_address_, public_url(), config_.data_dir);
+    loop_.run();
+
+    std::error_code ec;
+    std::filesystem::remove(ready_path(), ec);
+    log::info(kLog, "stopped cleanly");
+    return 0;
+  }
+
+ private:
+  static storage::StoreOptions store_options(const Config& c) {
+    storage::StoreOptions o;
+    o.path = (std::filesystem::path(c.data_dir) / "hawker.db").string();
+    o.synchronous =
+        storage::parse_synchronous(c.storage_synchronous).value_or(storage::Synchronous::kFull);
+    return o;
+  }
+
+  static http::CorsPolicy cors_policy(const Config& c) {
+    http::CorsPolicy cors;
+    cors.allowed_origins = split_origins(c.http_cors_origins);
+    return cors;
+  }
+
+  int fail(const Error& e) {
+    log::error(kLog, "cannot start: {}", e.message);
+    shutdown_now();
+    return 1;
+  }
+
+  std::string public_url() const {
+    if (!config_.public_url.empty()) return config_.public_url;
+    Config c = config_;
+    c.http_listen.port = std::stoi(http_address_.substr(http_address_.rfind(':') + 1));
+    return c.effective_public_url();
+  }
+
+  std::filesystem::path ready_path() const {
+    return std::filesystem::path(config_.data_dir) / "hawker.ready.json";
+  }
+
+  Status prepare_data_dir() {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.data_dir, ec);
+    if (ec) {
+      return unexpected(ErrorCode::kIo, fmt::format("create data dir {} (data-dir): {}",
+                                                    config_.data_dir, ec.message()));
+    }
+    return ok_status();
+  }
+
+  /// Written after every listener is bound, so whoever waits for it can connect at once.
+  Status write_ready_file() {
+    nlohmann::json ready = {
+        {"pid", ::getpid()}, {"http", http_address_}, {"version", HAWKER_VERSION}};
+    auto tmp = ready_path();
+    tmp += ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << ready.dump() << "\n";
+      if (!out) return unexpected(ErrorCode::kIo, fmt::format("write {}", tmp.string()));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, ready_path(), ec);
+    if (ec)
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("write {}: {}", ready_path().string(), ec.message()));
+    return ok_status();
+  }
+
+  Status add_routes() {
+    HAWKER_TRY_STATUS(
+        router_.add("GET", "/healthz",
+                    [this](const http::Request&, http::ExchangePtr ex) { healthz(ex); }),
+        "route /healthz");
+    HAWKER_TRY_STATUS(router_.add("GET", "/metrics",
+                                  [this](const http::Request&, http::ExchangePtr ex) {
+                                    ex->respond(render_metrics());
+                                  }),
+                      "route /metrics");
+    HAWKER_TRY_STATUS(router_.add("GET", "/{path*}", http::static_handler()), "route static");
+    return ok_status();
+  }
+
+  /// Healthy means serving and able to read the database; a read goes through the reader
+  /// threads, so a wedged storage layer shows here.
+  void healthz(const http::ExchangePtr& ex) {
+    if (stopping_) {
+      ex->respond(http::Response::json(503, {{"status", "stopping"}}));
+      return;
+    }
+    int64_t uptime_s = (SystemClock::instance().wall_ms() - start_wall_ms_) / 1000;
+    store_.read<int64_t>(
+        [](storage::Database& db) -> Result<int64_t> {
+          auto stmt = db.prepare("SELECT count(*) FROM schema_migrations");
+          if (!stmt) return unexpected(std::move(stmt).error());
+          auto step = stmt->step();
+          if (!step) return unexpected(std::move(step).error());
+          return stmt->column_int64(0);
+        },
+        [ex, uptime_s](Result<int64_t> migrations) {
+          nlohmann::json body = {{"status", migrations ? "ok" : "degraded"},
+                                 {"version", HAWKER_VERSION},
+                                 {"uptime_seconds", uptime_s}};
+          body["storage"] =
+              migrations
+                  ? nlohmann::json{{"status", "ok"}, {"migrations", *migrations}}
+                  : nlohmann::json{{"status", "error"}, {"error", migrations.error().message}};
+          ex->respond(http::Response::json(migrations ? 200 : 503, body));
+        });
+  }
+
+  http::Response render_metrics() {
+    collect_process_metrics(metrics_);
+    storage::StoreCounters sc = store_.counters();
+    metrics_.counter("hawker_storage_commits_total", "Transactions committed by the storage thread")
+        .with({})
+        .set_total(static_cast<double>(sc.commits));
+    metrics_.counter("hawker_storage_jobs_total", "Write jobs committed")
+        .with({})
+        .set_total(static_cast<double>(sc.jobs_committed));
+    metrics_
+        .counter("hawker_storage_jobs_failed_total",
+                 "Write jobs that failed or lost their transaction")
+        .with({})
+        .set_total(static_cast<double>(sc.jobs_failed));
+    metrics_.gauge("hawker_storage_queue_depth", "Jobs waiting for the storage threads", {"queue"})
+        .with({"write"})
+        .set(static_cast<double>(sc.write_queue_depth));
+    metrics_.gauge("hawker_storage_queue_depth", "Jobs waiting for the storage threads", {"queue"})
+        .with({"read"})
+        .set(static_cast<double>(sc.read_queue_depth));
+    double mean_batch =
+        sc.commits == 0 ? 0.0
+                        : static_cast<double>(sc.batch_size_sum) / static_cast<double>(sc.commits);
+    metrics_.gauge("hawker_storage_mean_batch_size", "Mean write jobs per commit since start")
+        .with({})
+        .set(mean_batch);
+    http::Response r =
+        http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+    r.headers.set("Cache-Control", "no-store");
+    return r;
+  }
+
+  void install_signal_handlers() {
+    for (int signum : {SIGINT, SIGTERM}) {
+      auto* handle = new uv_signal_t;
+      uv_signal_init(loop_.uv(), handle);
+      handle->data = this;
+      uv_signal_start(
+          handle,
+          [](uv_signal_t* h, int sig) { static_cast<Application*>(h->data)->on_signal(sig); },
+          signum);
+      signals_.emplace_back(handle);
+    }
+  }
+
+  void on_signal(int signum) {
+    if (stopping_) {
+      log::warn(kLog, "second signal ({}): exiting at once", signum);
+      ::_exit(1);
+    }
+    stopping_ = true;
+    log::info(kLog, "signal {}: stopping (deadline {} ms)", signum, config_.shutdown_deadline_ms);
+    http_.shutdown(static_cast<uint64_t>(config_.shutdown_deadline_ms), [this] { shutdown_now(); });
+  }
+
+  /// Stops what is left once the listeners have drained: storage commits its queue, then every
+  /// handle closes so the loop ends.
+  void shutdown_now() {
+    store_.close();
+    for (auto& s : signals_) uv_signal_stop(s.get());
+    signals_.clear();
+    loop_.stop();
+  }
+
+  Config config_;
+  Loop loop_;
+  Metrics metrics_;
+  storage::Store store_;
+  http::Router router_;
+  http::Server http_;
+  std::vector<UvPtr<uv_signal_t>> signals_;
+  std::string http_address_;
+  int64_t start_wall_ms_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+int serve(const Config& config) {
+  Application app(config);
+  return app.run();
+}
+
+}  // namespace hawker::app
