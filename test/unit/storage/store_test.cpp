@@ -420,3 +420,66 @@ TEST_CASE("open refuses a database written by a newer hawker") {
   }
   CHECK(loop.close() == 0);
 }
+
+TEST_CASE(
+    "a job that ends the batch transaction fails with the jobs before it; later jobs commit") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    std::vector<Status> results;
+    {
+      WriterGate gate(store);
+      for (int i = 0; i < 3; ++i) {
+        store.write(
+            [i](Database& db) -> Status {
+              if (i == 1) return db.exec("ROLLBACK");
+              auto id = insert_item(db, i);
+              if (!id) return std::move(id).error();
+              return ok_status();
+            },
+            [&](Status s) {
+              results.push_back(std::move(s));
+              if (results.size() == 3) store.close();
+            });
+      }
+      gate.open();
+    }
+    loop.run();
+    REQUIRE(results.size() == 3);
+    // Job 0's insert went down with the transaction job 1 ended, so it must not report success.
+    CHECK_FALSE(results[0].ok());
+    REQUIRE_FALSE(results[1].ok());
+    CHECK(results[1].error().message.find("ended inside a job") != std::string::npos);
+    CHECK(results[2].ok());
+    CHECK(count_items(options.path) == 1);
+  }
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("the store's write connection runs WAL with the configured synchronous level") {
+  TempDir dir;
+  Loop loop;
+  for (auto [level, expected] :
+       {std::pair{Synchronous::kFull, "2"}, std::pair{Synchronous::kNormal, "1"}}) {
+    StoreOptions options = options_for(dir);
+    options.synchronous = level;
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    auto settings = store.write_sync<std::string>([](Database& db) -> Result<std::string> {
+      auto mode = db.pragma("journal_mode");
+      if (!mode) return std::move(mode).error();
+      auto sync = db.pragma("synchronous");
+      if (!sync) return std::move(sync).error();
+      auto fk = db.pragma("foreign_keys");
+      if (!fk) return std::move(fk).error();
+      return *mode + "/" + *sync + "/" + *fk;
+    });
+    REQUIRE(settings.has_value());
+    CHECK(*settings == std::string("wal/") + expected + "/1");
+    store.close();
+  }
+  CHECK(loop.close() == 0);
+}
