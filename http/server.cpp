@@ -1,0 +1,793 @@
+#include "http/server.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+#include <deque>
+#include <exception>
+
+#include "core/log.h"
+#include "http/gzip.h"
+#include "http/parser.h"
+
+namespace hawker::http {
+
+namespace {
+
+constexpr size_t kGzipMinBytes = 256;
+constexpr size_t kReadBufferBytes = 64 * 1024;
+constexpr std::string_view kComponent = "http";
+
+// RFC 9110 IMF-fixdate, rebuilt at most once a second.
+const std::string& http_date() {
+  static thread_local std::time_t cached_at = 0;
+  static thread_local std::string cached;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_at) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = buf;
+    cached_at = now;
+  }
+  return cached;
+}
+
+// Bounds the label set of the request counter: unknown methods share one label.
+std::string_view method_label(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == m) return m;
+  }
+  return "OTHER";
+}
+
+// Headers the server writes itself; a handler's copies are dropped.
+bool server_owned(std::string_view name) {
+  return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+         iequals(name, "Connection") || iequals(name, "Date") || iequals(name, "Keep-Alive");
+}
+
+std::string peer_name(uv_tcp_t* tcp) {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown";
+  char ip[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(a6, ip, sizeof(ip));
+    return fmt::format("[{}]:{}", ip, ntohs(a6->sin6_port));
+  }
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&addr);
+  uv_ip4_name(a4, ip, sizeof(ip));
+  return fmt::format("{}:{}", ip, ntohs(a4->sin_port));
+}
+
+}  // namespace
+
+std::string CorsPolicy::allow_origin_for(std::string_view origin) const {
+  for (const auto& o : allowed_origins) {
+    if (o == "*") return "*";
+    if (iequals(o, origin)) return std::string(origin);
+  }
+  return {};
+}
+
+/// One client connection: reads, parses, dispatches, and writes answers in request order.
+class Connection final : public ExchangeSink {
+ public:
+  enum class State {
+    kOpen,       // reading and answering requests
+    kFinishing,  // no more requests: answer those in flight, then shut down writes
+    kLingering,  // write side shut; draining unread input before closing
+    kClosing,    // handles closing; freed in the last close callback
+  };
+
+  Connection(Server* server, uint64_t id) : server_(server), id_(id), parser_(parser_limits()) {
+    uv_tcp_init(server->loop().uv(), &tcp_);
+    uv_timer_init(server->loop().uv(), &timer_);
+    tcp_.data = this;
+    timer_.data = this;
+  }
+
+  uv_tcp_t* tcp() { return &tcp_; }
+  uint64_t id() const { return id_; }
+  void detach_server() { server_ = nullptr; }
+
+  void start() {
+    remote_ = peer_name(&tcp_);
+    uv_tcp_nodelay(&tcp_, 1);
+    start_reading();
+    update_timer();
+  }
+
+  /// Stops taking requests: idle connections close now, busy ones after their answers, and
+  /// streams end cleanly so their clients reconnect elsewhere.
+  void drain() {
+    if (state_ != State::kOpen) return;
+    if (pending_.empty()) {
+      close_now();
+      return;
+    }
+    state_ = State::kFinishing;
+    stop_reading();
+    // Copies: closing a stream re-enters flush(), which pops finished exchanges.
+    std::vector<StreamWriterPtr> streams;
+    for (auto& p : pending_) {
+      if (p.exchange->stream()) streams.push_back(p.exchange->stream());
+    }
+    for (auto& s : streams) s->close();
+    flush();
+  }
+
+  void close_now() {
+    if (state_ == State::kClosing) return;
+    state_ = State::kClosing;
+    // Moved out first: abort callbacks run handler code that must not see a half-torn queue.
+    std::deque<Pending> pending;
+    pending.swap(pending_);
+    for (auto& p : pending) p.exchange->abort();
+    uv_timer_stop(&timer_);
+    auto on_closed = [](uv_handle_t* h) {
+      auto* self = static_cast<Connection*>(h->data);
+      if (--self->open_handles_ == 0) self->finish_close();
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  }
+
+  void exchange_updated(Exchange& exchange) override {
+    if (state_ == State::kClosing) return;
+    const auto& stream = exchange.stream();
+    if (stream && stream->over_cap()) {
+      log::warn(kComponent, "conn={} remote={} stream buffer over {} bytes; closing slow reader",
+                id_, remote_, server_->limits().max_output_buffer);
+      close_now();
+      return;
+    }
+    flush();
+  }
+
+ private:
+  struct Pending {
+    ExchangePtr exchange;
+    std::string method;
+    bool head = false;
+    bool keep_alive = true;
+    bool gzip = false;
+    std::string origin;
+    uint64_t started_ms = 0;
+    bool head_written = false;
+    int status = 0;
+  };
+
+  struct WriteOp {
+    uv_write_t req;
+    Connection* connection;
+    std::string head;
+    std::string owned;
+    /// Keeps a shared body alive until the kernel has it.
+    std::shared_ptr<const void> keep;
+    StreamWriterPtr stream;
+    /// Bytes of this op that belong to `stream`.
+    size_t size = 0;
+    /// All bytes of this op.
+    size_t total = 0;
+  };
+
+  enum class TimerKind { kNone, kIdle, kHeaders, kBody, kLinger };
+
+  ParserLimits parser_limits() const {
+    return ParserLimits{server_->limits().max_header_bytes, server_->limits().max_body_bytes};
+  }
+
+  void finish_close() {
+    // The last close callback: nothing of this connection runs after this.
+    if (server_ != nullptr) {
+      server_->connection_closed(this);
+    } else {
+      delete this;
+    }
+  }
+
+  void start_reading() {
+    if (reading_) return;
+    reading_ = true;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&tcp_),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* self = static_cast<Connection*>(h->data);
+          buf->base = self->read_buffer_;
+          buf->len = sizeof(self->read_buffer_);
+        },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+          static_cast<Connection*>(s->data)->on_read(nread, buf);
+        });
+  }
+
+  void stop_reading() {
+    if (!reading_) return;
+    reading_ = false;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  }
+
+  void on_read(ssize_t nread, const uv_buf_t* buf) {
+    if (state_ == State::kClosing) return;
+    if (nread < 0) {
+      if (nread != UV_EOF && state_ != State::kLingering) {
+        log::debug(kComponent, "conn={} remote={} read: {}", id_, remote_,
+                   uv_strerror(static_cast<int>(nread)));
+      }
+      close_now();
+      return;
+    }
+    if (nread == 0) return;
+    // Once no more requests are taken, input is read only to be thrown away.
+    if (state_ != State::kOpen) return;
+    inbuf_.append(buf->base, static_cast<size_t>(nread));
+    process_input();
+  }
+
+  void process_input() {
+    if (processing_) return;
+    processing_ = true;
+    while (state_ == State::kOpen && !inbuf_.empty() &&
+           pending_.size() < server_->limits().max_pipelined) {
+      auto outcome = parser_.feed(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(inbuf_.data()), inbuf_.size()));
+      inbuf_.erase(0, outcome.consumed);
+      if (outcome.error) {
+        reject(*outcome.error);
+        break;
+      }
+      if (!outcome.request) break;
+      start_exchange(std::move(*outcome.request));
+    }
+    processing_ = false;
+    if (state_ != State::kOpen) return;
+    if (pending_.size() >= server_->limits().max_pipelined) {
+      stop_reading();
+    } else {
+      start_reading();
+    }
+    if (parser_.take_expect_continue() && pending_.empty()) {
+      write_raw("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    update_timer();
+  }
+
+  void start_exchange(Request request) {
+    request.remote = remote_;
+    request.connection_id = id_;
+    Pending p;
+    p.method = request.method;
+    p.head = request.method == "HEAD";
+    p.keep_alive = request.keep_alive && !server_->draining();
+    if (auto ae = request.header("Accept-Encoding")) p.gzip = accepts_gzip(*ae);
+    if (auto origin = request.header("Origin")) p.origin = std::string(*origin);
+    p.started_ms = uv_now(server_->loop().uv());
+    StreamLimits stream_limits{server_->limits().max_output_buffer,
+                               server_->limits().max_output_buffer / 2};
+    p.exchange = std::make_shared<Exchange>(this, std::move(request), stream_limits);
+    ExchangePtr exchange = p.exchange;
+    if (!p.keep_alive) {
+      state_ = State::kFinishing;
+      stop_reading();
+    }
+    pending_.push_back(std::move(p));
+    if (exchange->request().method == "OPTIONS") {
+      answer_options(exchange);
+      return;
+    }
+    try {
+      server_->router().dispatch(exchange);
+    } catch (const std::exception& e) {
+      log::error(kComponent, "conn={} remote={} handler for {} {} threw: {}", id_, remote_,
+                 exchange->request().method, exchange->request().path, e.what());
+      exchange->respond(Response::problem(500, "internal", "Internal server error",
+                                          "the server failed to answer this request"));
+    }
+  }
+
+  void answer_options(const ExchangePtr& exchange) {
+    const Request& req = exchange->request();
+    exchange->mutable_request().route = "OPTIONS";
+    const CorsPolicy& cors = server_->cors();
+    auto origin = req.header("Origin");
+    auto requested = req.header("Access-Control-Request-Method");
+    std::string allow =
+        req.raw_path == "*" ? cors.allowed_methods : server_->router().allow_header(req.raw_path);
+    if (allow.empty()) {
+      exchange->respond(Response::problem(404, "not-found", "Not found",
+                                          fmt::format("no resource at {}", req.path)));
+      return;
+    }
+    Response r = Response::empty(204);
+    r.headers.set("Allow", allow);
+    if (origin && requested) {
+      std::string allowed_origin = cors.allow_origin_for(*origin);
+      if (!allowed_origin.empty()) {
+        r.headers.set("Access-Control-Allow-Methods", allow);
+        auto asked = req.header("Access-Control-Request-Headers");
+        r.headers.set("Access-Control-Allow-Headers",
+                      asked ? std::string(*asked) : cors.allowed_headers);
+        r.headers.set("Access-Control-Max-Age", std::to_string(cors.max_age_seconds));
+      }
+    }
+    exchange->respond(std::move(r));
+  }
+
+  void reject(const ParseError& error) {
+    server_->instruments().protocol_errors->inc();
+    log::warn(kComponent, "conn={} remote={} rejected request: {} {}", id_, remote_, error.status,
+              error.detail);
+    Request request;
+    request.method = "UNPARSED";
+    request.route = "unparsed";
+    request.keep_alive = false;
+    start_exchange_with_response(
+        std::move(request), Response::problem(error.status, error.slug, error.title, error.detail));
+  }
+
+  void start_exchange_with_response(Request request, Response response) {
+    request.remote = remote_;
+    request.connection_id = id_;
+    Pending p;
+    p.method = request.method;
+    p.keep_alive = false;
+    p.started_ms = uv_now(server_->loop().uv());
+    p.exchange = std::make_shared<Exchange>(this, std::move(request));
+    ExchangePtr exchange = p.exchange;
+    state_ = State::kFinishing;
+    stop_reading();
+    pending_.push_back(std::move(p));
+    exchange->respond(std::move(response));
+  }
+
+  void flush() {
+    while (!pending_.empty() && state_ != State::kClosing) {
+      Pending& front = pending_.front();
+      Exchange& ex = *front.exchange;
+      if (ex.state() == Exchange::State::kWaiting) break;
+      if (ex.state() == Exchange::State::kResponded) {
+        auto response = ex.take_response();
+        if (response) write_response(front, std::move(*response));
+        if (state_ == State::kClosing) return;
+        finish_front();
+        continue;
+      }
+      if (ex.state() == Exchange::State::kStreaming) {
+        const StreamWriterPtr stream = ex.stream();
+        if (!front.head_written) {
+          auto response = ex.take_response();
+          write_stream_head(front, response ? std::move(*response) : Response::empty(200));
+          front.head_written = true;
+          if (state_ == State::kClosing) return;
+          if (front.head) {
+            stream->abort();
+            finish_front();
+            continue;
+          }
+        }
+        std::string data = stream->take_pending();
+        if (!data.empty()) {
+          size_t n = data.size();
+          stream->wrote(n);
+          write_op(std::move(data), {}, nullptr, {}, stream, n);
+        }
+        if (state_ == State::kClosing) return;
+        if (stream->over_cap()) {
+          log::warn(kComponent,
+                    "conn={} remote={} stream buffer over {} bytes; closing slow reader", id_,
+                    remote_, server_->limits().max_output_buffer);
+          close_now();
+          return;
+        }
+        if (stream->closed()) {
+          write_raw("0\r\n\r\n");
+          if (state_ == State::kClosing) return;
+          finish_front();
+          continue;
+        }
+        break;
+      }
+      break;
+    }
+    if (state_ == State::kOpen) {
+      if (!processing_ && !inbuf_.empty()) process_input();
+      if (state_ == State::kOpen && pending_.size() < server_->limits().max_pipelined) {
+        start_reading();
+      }
+      update_timer();
+    }
+    maybe_shutdown_writes();
+  }
+
+  void finish_front() {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    p.exchange->set_finished();
+    auto& inst = server_->instruments();
+    const std::string& route = p.exchange->request().route.empty() ? std::string("unmatched")
+                                                                   : p.exchange->request().route;
+    inst.requests->with({route, std::string(method_label(p.method)), std::to_string(p.status)})
+        .inc();
+    double seconds = static_cast<double>(uv_now(server_->loop().uv()) - p.started_ms) / 1000.0;
+    inst.duration->with({route}).observe(seconds);
+    if (!p.keep_alive && state_ == State::kOpen) {
+      state_ = State::kFinishing;
+      stop_reading();
+    }
+  }
+
+  void add_common_headers(std::string& head, const Pending& p, const Response& r) {
+    for (const auto& [name, value] : r.headers.fields()) {
+      if (server_owned(name)) continue;
+      // CR or LF in a handler's header would let it write a second response.
+      if (name.find_first_of("\r\n:") != std::string::npos ||
+          value.find_first_of("\r\n") != std::string::npos) {
+        continue;
+      }
+      head += name;
+      head += ": ";
+      head += value;
+      head += "\r\n";
+    }
+    if (!p.origin.empty() && !r.headers.has("Access-Control-Allow-Origin")) {
+      std::string allowed = server_->cors().allow_origin_for(p.origin);
+      if (!allowed.empty()) {
+        head += "Access-Control-Allow-Origin: " + allowed + "\r\n";
+        if (allowed != "*") head += "Vary: Origin\r\n";
+        if (!server_->cors().exposed_headers.empty()) {
+          head += "Access-Control-Expose-Headers: " + server_->cors().exposed_headers + "\r\n";
+        }
+      }
+    }
+    head += "Date: " + http_date() + "\r\n";
+    bool keep_alive = p.keep_alive && !server_->draining();
+    if (!keep_alive) {
+      head += "Connection: close\r\n";
+    } else if (pending_version_minor(p) == 0) {
+      head += "Connection: keep-alive\r\n";
+    }
+  }
+
+  static int pending_version_minor(const Pending& p) { return p.exchange->request().version_minor; }
+
+  void write_response(Pending& p, Response r) {
+    p.status = r.status;
+    if (!p.keep_alive || server_->draining()) p.keep_alive = false;
+    bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+    auto content_type = r.headers.get("Content-Type");
+    bool compressible = content_type && is_compressible(*content_type) && !no_body;
+    if (compressible) {
+      auto vary = r.headers.get("Vary");
+      if (!vary) {
+        r.headers.set("Vary", "Accept-Encoding");
+      } else if (vary->find("Accept-Encoding") == std::string_view::npos) {
+        r.headers.set("Vary", std::string(*vary) + ", Accept-Encoding");
+      }
+      if (p.gzip && r.body_size() > kGzipMinBytes && !r.headers.has("Content-Encoding")) {
+        auto compressed = gzip_compress(r.body_view());
+        if (compressed && compressed->size() < r.body_size()) {
+          r.body = std::move(*compressed);
+          r.headers.set("Content-Encoding", "gzip");
+        }
+      }
+    }
+    std::string head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
+    add_common_headers(head, p, r);
+    if (!no_body) head += fmt::format("Content-Length: {}\r\n", r.body_size());
+    head += "\r\n";
+    if (p.head || no_body) {
+      write_raw(std::move(head));
+      return;
+    }
+    std::string_view view = r.body_view();
+    if (auto* s = std::get_if<std::string>(&r.body)) {
+      write_op(std::move(head), std::move(*s), nullptr, {}, nullptr, 0);
+    } else if (auto* b = std::get_if<SharedBytes>(&r.body)) {
+      write_op(std::move(head), {}, *b, view, nullptr, 0);
+    } else if (auto* t = std::get_if<SharedText>(&r.body)) {
+      write_op(std::move(head), {}, *t, view, nullptr, 0);
+    } else {
+      write_op(std::move(head), {}, nullptr, view, nullptr, 0);
+    }
+  }
+
+  void write_stream_head(Pending& p, Response r) {
+    p.status = r.status;
+    std::string head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
+    add_common_headers(head, p, r);
+    if (!p.head) head += "Transfer-Encoding: chunked\r\n";
+    head += "\r\n";
+    write_raw(std::move(head));
+  }
+
+  void write_raw(std::string bytes) { write_op(std::move(bytes), {}, nullptr, {}, nullptr, 0); }
+
+  /// Queues one write of `head` then a body: `owned`, or `view` kept alive by `keep` (null for
+  /// static bytes). The op owns or holds every byte until its callback. `stream_bytes` of it
+  /// are reported back to `stream` when written.
+  void write_op(std::string head, std::string owned, std::shared_ptr<const void> keep,
+                std::string_view view, StreamWriterPtr stream, size_t stream_bytes) {
+    if (state_ == State::kClosing) return;
+    auto* op = new WriteOp;
+    op->connection = this;
+    op->head = std::move(head);
+    op->owned = std::move(owned);
+    op->keep = std::move(keep);
+    op->stream = std::move(stream);
+    op->size = stream_bytes;
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    if (!op->head.empty()) bufs[n++] = uv_buf_init(op->head.data(), op->head.size());
+    if (!op->owned.empty()) {
+      bufs[n++] = uv_buf_init(op->owned.data(), op->owned.size());
+    } else if (!view.empty()) {
+      bufs[n++] = uv_buf_init(const_cast<char*>(view.data()), view.size());
+    }
+    size_t total = 0;
+    for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+    op->req.data = op;
+    op->total = total;
+    queued_bytes_ += total;
+    int rc = uv_write(&op->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n,
+                      [](uv_write_t* req, int status) {
+                        std::unique_ptr<WriteOp> done(static_cast<WriteOp*>(req->data));
+                        done->connection->on_write_done(*done, status);
+                      });
+    if (rc != 0) {
+      queued_bytes_ -= total;
+      if (op->stream) op->stream->write_done(op->size);
+      delete op;
+      log::debug(kComponent, "conn={} remote={} write: {}", id_, remote_, uv_strerror(rc));
+      close_now();
+    }
+  }
+
+  void on_write_done(WriteOp& op, int status) {
+    queued_bytes_ -= op.total;
+    if (status == 0) server_instrument_bytes(op.total);
+    if (op.stream) op.stream->write_done(op.size);
+    if (status < 0) {
+      if (state_ != State::kClosing) {
+        log::debug(kComponent, "conn={} remote={} write: {}", id_, remote_, uv_strerror(status));
+        close_now();
+      }
+      return;
+    }
+    maybe_shutdown_writes();
+  }
+
+  void server_instrument_bytes(size_t n) {
+    if (server_ != nullptr) server_->instruments().bytes_sent->inc(static_cast<double>(n));
+  }
+
+  void maybe_shutdown_writes() {
+    if (state_ != State::kFinishing || !pending_.empty() || queued_bytes_ != 0) return;
+    state_ = State::kLingering;
+    // A FIN, then reading until the client closes: closing with unread input would reset the
+    // connection and could destroy the answer before the client read it.
+    start_reading();
+    shutdown_req_.data = this;
+    int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
+                         [](uv_shutdown_t* req, int) {
+                           auto* self = static_cast<Connection*>(req->data);
+                           self->shutdown_pending_ = false;
+                         });
+    if (rc != 0) {
+      close_now();
+      return;
+    }
+    shutdown_pending_ = true;
+    set_timer(TimerKind::kLinger, server_->limits().linger_ms);
+  }
+
+  void update_timer() {
+    if (state_ != State::kOpen) return;
+    const auto& limits = server_->limits();
+    if (!pending_.empty()) {
+      set_timer(TimerKind::kNone, 0);
+      return;
+    }
+    switch (parser_.phase()) {
+      case ParsePhase::kIdle:
+        if (inbuf_.empty()) set_timer(TimerKind::kIdle, limits.idle_timeout_ms);
+        break;
+      case ParsePhase::kHeaders:
+        set_timer(TimerKind::kHeaders, limits.header_timeout_ms);
+        break;
+      case ParsePhase::kBody:
+        set_timer(TimerKind::kBody, limits.body_timeout_ms);
+        break;
+    }
+  }
+
+  /// Starts the timer for `kind` unless it already runs for it: a timeout counts from the start
+  /// of its phase, so a client trickling bytes cannot keep extending it.
+  void set_timer(TimerKind kind, uint64_t ms) {
+    if (kind == timer_kind_) return;
+    timer_kind_ = kind;
+    if (kind == TimerKind::kNone) {
+      uv_timer_stop(&timer_);
+      return;
+    }
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->on_timer(); }, ms, 0);
+  }
+
+  void on_timer() {
+    TimerKind kind = timer_kind_;
+    timer_kind_ = TimerKind::kNone;
+    switch (kind) {
+      case TimerKind::kIdle:
+        log::debug(kComponent, "conn={} remote={} idle timeout", id_, remote_);
+        close_now();
+        break;
+      case TimerKind::kHeaders:
+      case TimerKind::kBody: {
+        bool headers = kind == TimerKind::kHeaders;
+        log::warn(kComponent, "conn={} remote={} request {} timeout", id_, remote_,
+                  headers ? "header" : "body");
+        Request request;
+        request.method = "UNPARSED";
+        request.route = "unparsed";
+        start_exchange_with_response(
+            std::move(request),
+            Response::problem(408, "request-timeout", "Request timeout",
+                              headers ? "the request headers did not arrive in time"
+                                      : "the request body did not arrive in time"));
+        break;
+      }
+      case TimerKind::kLinger:
+        close_now();
+        break;
+      case TimerKind::kNone:
+        break;
+    }
+  }
+
+  Server* server_;
+  uint64_t id_;
+  std::string remote_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_shutdown_t shutdown_req_;
+  int open_handles_ = 2;
+  State state_ = State::kOpen;
+  TimerKind timer_kind_ = TimerKind::kNone;
+  RequestParser parser_;
+  std::string inbuf_;
+  std::deque<Pending> pending_;
+  size_t queued_bytes_ = 0;
+  bool reading_ = false;
+  bool processing_ = false;
+  bool shutdown_pending_ = false;
+  char read_buffer_[kReadBufferBytes];
+};
+
+Server::Server(Loop& loop, Router& router, ServerLimits limits, Metrics& metrics, CorsPolicy cors)
+    : loop_(loop), router_(router), limits_(limits), cors_(std::move(cors)), shutdown_timer_(loop) {
+  instruments_.requests = &metrics.counter("hawker_http_requests_total",
+                                           "HTTP requests answered, by route, method and status.",
+                                           {"route", "method", "status"});
+  instruments_.duration = &metrics.histogram(
+      "hawker_http_request_duration_seconds",
+      "Time from a request's arrival to its answer being queued, by route.", {"route"});
+  instruments_.open_connections =
+      &metrics.gauge("hawker_http_open_connections", "Open HTTP connections.").with({});
+  instruments_.bytes_sent =
+      &metrics.counter("hawker_http_sent_bytes_total", "Bytes written to HTTP clients.").with({});
+  instruments_.rejected_connections =
+      &metrics
+           .counter("hawker_http_rejected_connections_total",
+                    "Connections closed at once because max_connections was reached.")
+           .with({});
+  instruments_.protocol_errors =
+      &metrics
+           .counter("hawker_http_protocol_errors_total",
+                    "Requests refused as malformed or over a limit, before routing.")
+           .with({});
+}
+
+Server::~Server() {
+  // Connections outlive the server until their handles finish closing; they free themselves.
+  for (auto& [ptr, owned] : connections_) {
+    Connection* c = owned.release();
+    c->detach_server();
+    c->close_now();
+  }
+  instruments_.open_connections->set(0);
+  connections_.clear();
+}
+
+Result<int> Server::listen(std::string host, int port) {
+  sockaddr_storage addr{};
+  int rc = host.find(':') != std::string::npos
+               ? uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr))
+               : uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
+  if (rc != 0) return uv_error(rc, fmt::format("parse listen address {}", host));
+  UvPtr<uv_tcp_t> tcp(new uv_tcp_t);
+  uv_tcp_init(loop_.uv(), tcp.get());
+  tcp->data = this;
+  rc = uv_tcp_bind(tcp.get(), reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc != 0) return uv_error(rc, fmt::format("bind {}:{}", host, port));
+  rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp.get()), 511, [](uv_stream_t* s, int status) {
+    static_cast<Server*>(s->data)->on_connection(status);
+  });
+  if (rc != 0) return uv_error(rc, fmt::format("listen {}:{}", host, port));
+  sockaddr_storage bound{};
+  int len = sizeof(bound);
+  uv_tcp_getsockname(tcp.get(), reinterpret_cast<sockaddr*>(&bound), &len);
+  int bound_port = bound.ss_family == AF_INET6
+                       ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                       : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  listener_ = std::move(tcp);
+  log::info(kComponent, "listening on {}:{}", host, bound_port);
+  return bound_port;
+}
+
+void Server::on_connection(int status) {
+  if (status < 0) {
+    log::warn(kComponent, "accept: {}", uv_strerror(status));
+    return;
+  }
+  auto connection = std::make_unique<Connection>(this, next_connection_id_++);
+  Connection* c = connection.get();
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()),
+                reinterpret_cast<uv_stream_t*>(c->tcp())) != 0) {
+    connection.release()->detach_server();
+    c->close_now();
+    return;
+  }
+  if (connections_.size() >= limits_.max_connections || draining_) {
+    instruments_.rejected_connections->inc();
+    log::warn(kComponent, "conn={} refused: {} connections open", c->id(), connections_.size());
+    connection.release()->detach_server();
+    c->close_now();
+    return;
+  }
+  connections_.emplace(c, std::move(connection));
+  instruments_.open_connections->set(static_cast<double>(connections_.size()));
+  c->start();
+}
+
+void Server::connection_closed(Connection* connection) {
+  connections_.erase(connection);
+  instruments_.open_connections->set(static_cast<double>(connections_.size()));
+  maybe_finish_shutdown();
+}
+
+void Server::stop_accepting() { listener_.reset(); }
+
+void Server::shutdown(uint64_t deadline_ms, std::function<void()> done) {
+  stop_accepting();
+  draining_ = true;
+  shutdown_done_ = std::move(done);
+  std::vector<Connection*> open;
+  for (auto& [ptr, owned] : connections_) open.push_back(ptr);
+  for (Connection* c : open) {
+    if (connections_.contains(c)) c->drain();
+  }
+  shutdown_timer_.start(deadline_ms, 0, [this] {
+    std::vector<Connection*> left;
+    for (auto& [ptr, owned] : connections_) left.push_back(ptr);
+    if (!left.empty()) {
+      log::warn(kComponent, "shutdown deadline: closing {} connections", left.size());
+    }
+    for (Connection* c : left) c->close_now();
+    maybe_finish_shutdown();
+  });
+  maybe_finish_shutdown();
+}
+
+void Server::maybe_finish_shutdown() {
+  if (!draining_ || !connections_.empty() || !shutdown_done_) return;
+  shutdown_timer_.stop();
+  auto done = std::move(shutdown_done_);
+  shutdown_done_ = nullptr;
+  done();
+}
+
+}  // namespace hawker::http

@@ -1,0 +1,565 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "http/gzip.h"
+#include "http/sse.h"
+
+using namespace hawker;
+using namespace hawker::http;
+
+namespace {
+
+struct ClientResponse {
+  bool ok = false;
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// A blocking HTTP/1.1 client for tests: raw bytes out, one parsed response at a time back.
+class Client {
+ public:
+  explicit Client(int port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~Client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  void send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  // Reads one response; `head_only` for answers to HEAD.
+  ClientResponse read_response(bool head_only = false) {
+    ClientResponse r;
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return r;
+    }
+    std::string head = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    size_t line_end = head.find("\r\n");
+    std::string status_line = head.substr(0, line_end);
+    if (status_line.size() < 12) return r;
+    r.status = std::stoi(status_line.substr(9, 3));
+    size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+    while (pos < head.size()) {
+      size_t next = head.find("\r\n", pos);
+      if (next == std::string::npos) next = head.size();
+      std::string line = head.substr(pos, next - pos);
+      size_t colon = line.find(':');
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      r.headers[name] = value;
+      pos = next + 2;
+    }
+    if (head_only || r.status == 204 || r.status == 304) {
+      r.ok = true;
+      return r;
+    }
+    if (r.header("transfer-encoding") == "chunked") {
+      while (true) {
+        while (buf_.find("\r\n") == std::string::npos) {
+          if (!fill()) return r;
+        }
+        size_t le = buf_.find("\r\n");
+        size_t size = std::stoul(buf_.substr(0, le), nullptr, 16);
+        while (buf_.size() < le + 2 + size + 2) {
+          if (!fill()) return r;
+        }
+        r.body += buf_.substr(le + 2, size);
+        buf_.erase(0, le + 2 + size + 2);
+        if (size == 0) break;
+      }
+    } else {
+      size_t length =
+          std::stoul(r.header("content-length").empty() ? "0" : r.header("content-length"));
+      while (buf_.size() < length) {
+        if (!fill()) return r;
+      }
+      r.body = buf_.substr(0, length);
+      buf_.erase(0, length);
+    }
+    r.ok = true;
+    return r;
+  }
+
+  // Reads stream bytes until `needle` shows up.
+  bool read_until(std::string_view needle) {
+    while (buf_.find(needle) == std::string::npos) {
+      if (!fill()) return false;
+    }
+    return true;
+  }
+
+  // True when the server closed the connection (EOF or reset) and sent nothing more.
+  bool closed_by_peer() {
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+ private:
+  bool fill() {
+    char tmp[16384];
+    ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buf_;
+};
+
+// A server on port 0 with a loop run on the test thread while the client runs on another.
+struct Harness {
+  Loop loop;
+  Metrics metrics;
+  Router router;
+  ServerLimits limits;
+  CorsPolicy cors;
+  std::unique_ptr<Server> server;
+  std::unique_ptr<Mailbox> mailbox;
+  int port = 0;
+
+  void start() {
+    server = std::make_unique<Server>(loop, router, limits, metrics, cors);
+    mailbox = std::make_unique<Mailbox>(loop);
+    auto bound = server->listen("127.0.0.1", 0);
+    REQUIRE(bound.has_value());
+    port = *bound;
+  }
+
+  // Runs the loop until `client` is done and the server has shut down gracefully.
+  void run(const std::function<void()>& client, std::function<void()> on_shutdown = {}) {
+    std::thread t([&] {
+      client();
+      mailbox->post([&] {
+        if (on_shutdown) on_shutdown();
+        server->shutdown(2000, [&] { mailbox->close(); });
+      });
+    });
+    loop.run();
+    t.join();
+  }
+
+  int finish() {
+    server.reset();
+    mailbox.reset();
+    return loop.close();
+  }
+};
+
+std::string get(std::string_view path, std::string_view extra = "") {
+  return fmt::format("GET {} HTTP/1.1\r\nHost: test\r\n{}\r\n", path, extra);
+}
+
+}  // namespace
+
+TEST_CASE("keep-alive serves several requests on one connection and records metrics") {
+  Harness h;
+  REQUIRE(h.router.add("GET", "/items/{id}", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::json(
+        200, {{"id", std::string(req.param("id"))}, {"q", req.query("q").value_or("")}}));
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    CHECK(c.connected());
+    for (int i = 0; i < 3; ++i) {
+      c.send(get(fmt::format("/items/i{}?q=a+b", i)));
+      auto r = c.read_response();
+      CHECK(r.ok);
+      CHECK(r.status == 200);
+      CHECK(r.header("connection") != "close");
+      auto doc = nlohmann::json::parse(r.body);
+      CHECK(doc["id"] == fmt::format("i{}", i));
+      CHECK(doc["q"] == "a b");
+    }
+    c.send(get("/missing"));
+    auto r = c.read_response();
+    CHECK(r.status == 404);
+    CHECK(r.header("content-type") == "application/problem+json");
+  });
+  std::string text = h.metrics.render();
+  CHECK(text.find(
+            "hawker_http_requests_total{route=\"/items/{id}\",method=\"GET\",status=\"200\"} 3") !=
+        std::string::npos);
+  CHECK(text.find(
+            "hawker_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1") !=
+        std::string::npos);
+  CHECK(text.find("hawker_http_request_duration_seconds_count{route=\"/items/{id}\"} 3") !=
+        std::string::npos);
+  CHECK(text.find("hawker_http_open_connections 0") != std::string::npos);
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("pipelined requests are answered in order when the first answers late") {
+  Harness h;
+  Timer late(h.loop);
+  REQUIRE(h.router.add("GET", "/slow", [&](const Request&, ExchangePtr ex) {
+    late.start(80, 0, [ex] { ex->respond(Response::text(200, "slow")); });
+  }));
+  REQUIRE(h.router.add("GET", "/fast/{n}", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::text(200, "fast" + std::string(req.param("n"))));
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send(get("/slow") + get("/fast/1") + get("/fast/2"));
+    auto a = c.read_response();
+    auto b = c.read_response();
+    auto d = c.read_response();
+    CHECK(a.body == "slow");
+    CHECK(b.body == "fast1");
+    CHECK(d.body == "fast2");
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("chunked request bodies reach the handler whole") {
+  Harness h;
+  REQUIRE(h.router.add("POST", "/echo", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::text(201, req.body));
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nstoc");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    c.send("k\r\n5\r\n left\r\n0\r\n\r\n");
+    auto r = c.read_response();
+    CHECK(r.status == 201);
+    CHECK(r.body == "stock left");
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("limits: 431 on huge headers, 413 on huge bodies, 400 on garbage, then close") {
+  Harness h;
+  h.limits.max_header_bytes = 1024;
+  h.limits.max_body_bytes = 2048;
+  REQUIRE(h.router.add("POST", "/upload", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::text(200, std::to_string(req.body.size())));
+  }));
+  h.start();
+  h.run([&] {
+    {
+      Client c(h.port);
+      c.send(get("/upload", "X-Huge: " + std::string(4000, 'x') + "\r\n"));
+      auto r = c.read_response();
+      CHECK(r.status == 431);
+      CHECK(r.header("connection") == "close");
+      CHECK(nlohmann::json::parse(r.body)["type"] == "/problems/header-fields-too-large");
+      CHECK(c.closed_by_peer());
+    }
+    {
+      Client c(h.port);
+      c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" +
+             std::string(8192, 'b'));
+      auto r = c.read_response();
+      CHECK(r.status == 413);
+      CHECK(c.closed_by_peer());
+    }
+    {
+      Client c(h.port);
+      c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n" +
+             std::string(2000, 'b'));
+      auto r = c.read_response();
+      CHECK(r.status == 200);
+      CHECK(r.body == "2000");
+      c.send("BLAH\x01 / HTTP/1.1\r\n\r\n");
+      r = c.read_response();
+      CHECK(r.status == 400);
+      CHECK(r.header("content-type") == "application/problem+json");
+      CHECK(c.closed_by_peer());
+    }
+  });
+  CHECK(h.metrics.render().find("hawker_http_protocol_errors_total 3") != std::string::npos);
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("a client that stalls in its headers gets 408; an idle one is closed") {
+  Harness h;
+  h.limits.header_timeout_ms = 100;
+  h.limits.idle_timeout_ms = 150;
+  REQUIRE(h.router.add(
+      "GET", "/", [](const Request&, ExchangePtr ex) { ex->respond(Response::text(200, "hi")); }));
+  h.start();
+  h.run([&] {
+    {
+      Client c(h.port);
+      auto started = std::chrono::steady_clock::now();
+      c.send("GET / HTTP/1.1\r\nHost: t\r\n");
+      // Trickling bytes does not extend the header deadline.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      c.send("X-A: 1\r\n");
+      auto r = c.read_response();
+      CHECK(r.status == 408);
+      CHECK(c.closed_by_peer());
+      CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    }
+    {
+      Client c(h.port);
+      c.send(get("/"));
+      CHECK(c.read_response().status == 200);
+      auto started = std::chrono::steady_clock::now();
+      CHECK(c.closed_by_peer());
+      CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(100));
+    }
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("HEAD gets GET's headers and length without the body; gzip for text") {
+  Harness h;
+  std::string big;
+  for (int i = 0; i < 100; ++i) big += "#EXT-X-PART:DURATION=0.334,URI=\"p.m4s\"\n";
+  REQUIRE(h.router.add("GET", "/playlist.m3u8", [&](const Request&, ExchangePtr ex) {
+    ex->respond(Response::text(200, big, "application/vnd.apple.mpegurl"));
+  }));
+  auto part = std::make_shared<const std::vector<uint8_t>>(std::vector<uint8_t>(5000, 7));
+  REQUIRE(h.router.add("GET", "/part.m4s", [&](const Request&, ExchangePtr ex) {
+    ex->respond(Response::bytes(200, part, "video/mp4"));
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send(get("/playlist.m3u8"));
+    auto plain = c.read_response();
+    CHECK(plain.body == big);
+    CHECK(plain.header("vary") == "Accept-Encoding");
+    CHECK(plain.header("content-encoding").empty());
+
+    c.send(get("/playlist.m3u8", "Accept-Encoding: gzip, br\r\n"));
+    auto zipped = c.read_response();
+    CHECK(zipped.header("content-encoding") == "gzip");
+    CHECK(zipped.body.size() < big.size());
+    CHECK(gzip_decompress(zipped.body, 1 << 20) == big);
+
+    c.send("HEAD /playlist.m3u8 HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto head = c.read_response(true);
+    CHECK(head.status == 200);
+    CHECK(head.header("content-length") == std::to_string(big.size()));
+
+    c.send(get("/part.m4s", "Accept-Encoding: gzip\r\n"));
+    auto media = c.read_response();
+    CHECK(media.body.size() == 5000);
+    CHECK(media.header("content-encoding").empty());
+    // The connection is still usable after the HEAD: no body bytes were sent for it.
+    c.send(get("/playlist.m3u8"));
+    CHECK(c.read_response().body == big);
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("CORS: preflight answered by the server, allowed origins echoed") {
+  Harness h;
+  h.cors.allowed_origins = {"https://shop.example"};
+  REQUIRE(h.router.add("POST", "/api/orders", [](const Request&, ExchangePtr ex) {
+    ex->respond(Response::json(201, {{"ok", true}}));
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send(
+        "OPTIONS /api/orders HTTP/1.1\r\nHost: t\r\nOrigin: https://shop.example\r\n"
+        "Access-Control-Request-Method: POST\r\n"
+        "Access-Control-Request-Headers: content-type, idempotency-key\r\n\r\n");
+    auto pre = c.read_response();
+    CHECK(pre.status == 204);
+    CHECK(pre.header("access-control-allow-origin") == "https://shop.example");
+    CHECK(pre.header("access-control-allow-methods") == "OPTIONS, POST");
+    CHECK(pre.header("access-control-allow-headers") == "content-type, idempotency-key");
+    CHECK(pre.header("vary") == "Origin");
+
+    c.send(
+        "POST /api/orders HTTP/1.1\r\nHost: t\r\nOrigin: https://shop.example\r\n"
+        "Content-Length: 2\r\n\r\n{}");
+    auto r = c.read_response();
+    CHECK(r.status == 201);
+    CHECK(r.header("access-control-allow-origin") == "https://shop.example");
+
+    c.send(
+        "POST /api/orders HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n"
+        "Content-Length: 2\r\n\r\n{}");
+    r = c.read_response();
+    CHECK(r.header("access-control-allow-origin").empty());
+
+    c.send("OPTIONS /api/orders HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto plain = c.read_response();
+    CHECK(plain.status == 204);
+    CHECK(plain.header("allow") == "OPTIONS, POST");
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("a held request learns that its client left") {
+  Harness h;
+  ExchangePtr held;
+  bool aborted = false;
+  std::atomic<bool> arrived{false};
+  REQUIRE(h.router.add("GET", "/hold", [&](const Request&, ExchangePtr ex) {
+    ex->on_abort([&] { aborted = true; });
+    held = ex;
+    arrived = true;
+  }));
+  h.start();
+  h.run(
+      [&] {
+        {
+          Client c(h.port);
+          c.send(get("/hold"));
+          while (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      },
+      [&] {
+        CHECK(aborted);
+        // Answering after the client left does nothing.
+        held->respond(Response::text(200, "too late"));
+        held.reset();
+      });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("shutdown lets an in-flight request finish and closes idle connections") {
+  Harness h;
+  Timer late(h.loop);
+  REQUIRE(h.router.add("GET", "/slow", [&](const Request&, ExchangePtr ex) {
+    late.start(100, 0, [ex] { ex->respond(Response::text(200, "done")); });
+  }));
+  h.start();
+  std::atomic<bool> finished{false};
+  std::thread client([&] {
+    Client idle(h.port);
+    Client busy(h.port);
+    busy.send(get("/slow"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    h.mailbox->post([&] {
+      CHECK(h.server->open_connections() == 2);
+      h.server->shutdown(2000, [&] {
+        finished = true;
+        h.mailbox->close();
+      });
+    });
+    auto r = busy.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.body == "done");
+    CHECK(r.header("connection") == "close");
+    CHECK(idle.closed_by_peer());
+    CHECK(busy.closed_by_peer());
+  });
+  h.loop.run();
+  client.join();
+  CHECK(finished);
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("an SSE reader that never reads is cut off at the cap; others still get answers") {
+  Harness h;
+  h.limits.max_output_buffer = 64 * 1024;
+  StreamWriterPtr stream;
+  bool stream_closed = false;
+  bool saw_backpressure = false;
+  Timer pump(h.loop);
+  std::atomic<bool> cut{false};
+  REQUIRE(h.router.add("GET", "/events", [&](const Request&, ExchangePtr ex) {
+    stream = ex->start_stream(200, sse_headers());
+    stream->on_close([&] {
+      stream_closed = true;
+      cut = true;
+      pump.stop();
+    });
+    std::string payload(8 * 1024, 'x');
+    int id = 0;
+    pump.start(1, 1, [&, payload]() mutable {
+      for (int i = 0; i < 8 && stream && !stream->closed(); ++i) {
+        if (!stream->write(format_sse(SseEvent{std::to_string(++id), "tick", payload, {}}))) {
+          saw_backpressure = true;
+        }
+      }
+    });
+  }));
+  REQUIRE(h.router.add("GET", "/ping", [](const Request&, ExchangePtr ex) {
+    ex->respond(Response::text(200, "pong"));
+  }));
+  h.start();
+  h.run(
+      [&] {
+        Client sleeper(h.port, 4096);
+        sleeper.send(get("/events"));
+        Client other(h.port);
+        for (int i = 0; i < 50 && !cut; ++i) {
+          other.send(get("/ping"));
+          CHECK(other.read_response().body == "pong");
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        CHECK(cut);
+        other.send(get("/ping"));
+        CHECK(other.read_response().body == "pong");
+      },
+      [&] { stream.reset(); });
+  CHECK(stream_closed);
+  CHECK(saw_backpressure);
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("an SSE stream delivers events and ends cleanly on close") {
+  Harness h;
+  REQUIRE(h.router.add("GET", "/events", [&](const Request& req, ExchangePtr ex) {
+    auto s = ex->start_stream(200, sse_headers());
+    s->write(
+        format_sse(SseEvent{"1", "", "resumed after " + last_event_id(req).value_or("-"), {}}));
+    s->write(format_sse_comment("keep-alive"));
+    s->close();
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send(get("/events", "Last-Event-ID: 41\r\n"));
+    auto r = c.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.header("content-type") == "text/event-stream; charset=utf-8");
+    CHECK(r.body == "id: 1\ndata: resumed after 41\n\n: keep-alive\n\n");
+    // After a closed stream the connection serves the next request.
+    c.send(get("/events"));
+    CHECK(c.read_response().ok);
+  });
+  CHECK(h.finish() == 0);
+}
