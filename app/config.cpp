@@ -111,6 +111,19 @@ std::vector<ConfigKey> build_keys() {
     c.public_url = url;
     return ok_status();
   };
+  keys.push_back(string_key(
+      "rtmp.public-url", "an rtmp:// URL or empty",
+      "RTMP URL streamers publish to (empty: public.url's host, rtmp.listen's port, /live)",
+      &Config::rtmp_public_url));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!v.empty() && v.rfind("rtmp://", 0) != 0 && v.rfind("rtmps://", 0) != 0) {
+      return bad_value("rtmp.public-url", v, "an rtmp:// URL or empty");
+    }
+    std::string url(v);
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    c.rtmp_public_url = url;
+    return ok_status();
+  };
   keys.push_back(string_key("log.level", "one of debug, info, warn, error", "lowest level logged",
                             &Config::log_level, {"debug", "info", "warn", "error"}));
   keys.push_back(string_key("log.format", "text or json",
@@ -243,6 +256,20 @@ std::string Config::effective_public_url() const {
   if (host == "0.0.0.0" || host == "::" || host.empty()) host = "localhost";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return fmt::format("http://{}:{}", host, http_listen.port);
+}
+
+std::string Config::effective_rtmp_url() const {
+  if (!rtmp_public_url.empty()) return rtmp_public_url;
+  // The host streamers reach is the host viewers reach, unless told otherwise.
+  std::string base = effective_public_url();
+  std::string host = base.substr(base.find("://") + 3);
+  host = host.substr(0, host.find('/'));
+  if (host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  return fmt::format("rtmp://{}:{}/live", host, rtmp_listen.port);
 }
 
 std::string ConfigKey::env_name() const {

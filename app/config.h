@@ -30,6 +30,9 @@ struct Config {
   HostPort rtmp_listen{"0.0.0.0", 1935};
   /// Base URL viewers reach hawker at; empty means derived from http.listen.
   std::string public_url;
+  /// RTMP URL streamers publish to (without the key); empty means derived from public.url's
+  /// host and rtmp.listen's port.
+  std::string rtmp_public_url;
   std::string log_level = "info";
   std::string log_format = "text";
 
@@ -49,6 +52,8 @@ struct Config {
 
   /// The URL playback and dashboard links are built on.
   std::string effective_public_url() const;
+  /// The RTMP server URL a streamer puts in OBS ("rtmp://host:1935/live").
+  std::string effective_rtmp_url() const;
 };
 
 /// One configuration key, known under three names: `section.key` in TOML, `HAWKER_SECTION_KEY` in

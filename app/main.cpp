@@ -16,6 +16,7 @@ extern "C" {
 #include "app/cli.h"
 #include "app/config.h"
 #include "app/serve.h"
+#include "app/streamer_command.h"
 #include "core/log.h"
 
 namespace hawker::app {
@@ -28,6 +29,7 @@ usage: hawker COMMAND [flags]
 commands:
   serve            run the server (HTTP, RTMP ingest, storage)
   config           print the effective configuration as TOML (--keys: list every key)
+  streamer         add, rotate, revoke or list streamers and their stream keys
   version          print the version and the libraries hawker was built with
   help             show this text
 
@@ -40,7 +42,7 @@ flags shared by every command (each also settable as HAWKER_* or in the --config
 )";
 
 /// Flags that take no value.
-const std::vector<std::string> kBooleanFlags = {"keys", "help", "json"};
+const std::vector<std::string> kBooleanFlags = {"keys", "help"};
 
 int print_version() {
   fmt::print("hawker {}\n", HAWKER_VERSION);
@@ -64,6 +66,7 @@ int print_keys() {
 std::map<std::string, std::string> config_flags(const CommandLine& cl) {
   auto flags = cl.flags;
   for (const auto& b : kBooleanFlags) flags.erase(b);
+  for (const auto& own : {"name"}) flags.erase(own);
   return flags;
 }
 
@@ -88,6 +91,8 @@ int run(int argc, char** argv) {
   }
   log::Level level = log::Level::kInfo;
   log::parse_level(config->log_level, level);
+  // One-shot commands print their answer on stdout; routine storage lines would only be noise.
+  if (command != "serve" && level == log::Level::kInfo) level = log::Level::kWarn;
   log::configure(level, config->log_format == "json" ? log::Format::kJson : log::Format::kText);
 
   if (command == "config") {
@@ -95,6 +100,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (command == "serve") return serve(*config);
+  if (command == "streamer") return streamer_command(*config, *cl);
   fmt::print(stderr, "hawker: unknown command \"{}\"\n\n{}", command, kUsage);
   return 2;
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/schema.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"

@@ -74,7 +74,7 @@ class Hawker:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def signal(self, sig=signal.SIGTERM):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
@@ -105,7 +105,8 @@ class Hawker:
         if self.tmp is not None:
             self.tmp.cleanup()
 
-    # --- HTTP helpers ---------------------------------------------------------------------------
+#-- - \
+    HTTP helpers -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
     def conn(self, timeout=10.0):
         return http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
 

@@ -1,0 +1,13 @@
+#include "app/schema.h"
+
+#include "commerce/streamers.h"
+
+namespace hawker::app {
+
+storage::Schema hawker_schema() {
+  storage::Schema schema;
+  schema.add(commerce::streamer_migrations());
+  return schema;
+}
+
+}  // namespace hawker::app
