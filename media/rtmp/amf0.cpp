@@ -173,7 +173,7 @@ Status Decoder::properties(Properties& out, int depth, bool ecma) {
     }
     auto v = value(depth + 1);
     if (!v) return std::move(v).error();
-    out.emplace_back(std::move(*key), std::move(*v));
+    out.push_back(Property{std::move(*key), std::move(*v)});
   }
 }
 

@@ -27,9 +27,9 @@ enum class Type : uint8_t {
   kLongString = 0x0c,
 };
 
-struct Value;
+struct Property;
 /// Object and ECMA array properties keep their wire order.
-using Properties = std::vector<std::pair<std::string, Value>>;
+using Properties = std::vector<Property>;
 
 /// One AMF0 value. Only the members that belong to `type` are meaningful.
 struct Value {
@@ -64,6 +64,13 @@ struct Value {
   double number_at(std::string_view key, double fallback = 0) const;
 
   bool operator==(const Value& other) const;
+};
+
+/// One named member of an object or ECMA array.
+struct Property {
+  std::string key;
+  Value value;
+  bool operator==(const Property& other) const = default;
 };
 
 /// Bounds that keep a hostile peer from exhausting stack or memory.
