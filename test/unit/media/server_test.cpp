@@ -302,3 +302,34 @@ TEST_CASE("close_connection ends a publisher (takeover) and reports the disconne
   CHECK(delegate.disconnected[0] == live["same"] - 1);
   CHECK(loop.close() == 0);
 }
+
+TEST_CASE("a connection that sends no media is closed at the idle timeout") {
+  Loop loop;
+  Delegate delegate;
+  delegate.decide = [](uint64_t, std::string, IngestDelegate::AuthorizeDone done) {
+    done(true, "");
+  };
+  RtmpLimits limits;
+  limits.idle_timeout_ms = 100;
+  RtmpServer server(loop, delegate, limits);
+  auto port = server.listen("127.0.0.1", 0);
+  REQUIRE(port);
+  RtmpTestClient client;
+  TestSocket quiet;
+  quiet.script = publish_script(client, "key");
+  quiet.start(loop, *port);
+  Timer guard(loop);
+  guard.start(5000, 0, [&] { FAIL("timed out"); });
+  Timer poll(loop);
+  poll.start(10, 10, [&] {
+    if (quiet.eof) {
+      server.shutdown();
+      poll.stop();
+      guard.stop();
+    }
+  });
+  loop.run();
+  CHECK(status_codes(quiet.received) == std::vector<std::string>{"NetStream.Publish.Start"});
+  CHECK(delegate.disconnected.size() == 1);
+  CHECK(loop.close() == 0);
+}
