@@ -45,6 +45,12 @@ struct Config {
   int64_t http_max_connections = 10'000;
   std::string http_cors_origins = "*";
 
+  // RTMP ingest.
+  int64_t rtmp_reconnect_grace_ms = 15'000;
+  int64_t rtmp_handshake_timeout_ms = 10'000;
+  int64_t rtmp_idle_timeout_ms = 30'000;
+  int64_t rtmp_max_connections = 64;
+
   // Storage.
   std::string storage_synchronous = "full";
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/ingest.h"
 #include "app/schema.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -15,6 +16,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "http/static_files.h"
+#include "media/rtmp/server.h"
 #include "storage/store.h"
 
 namespace hawker::app {
@@ -38,6 +40,20 @@ std::vector<std::string> split_origins(const std::string& list) {
   return out;
 }
 
+media::rtmp::RtmpLimits rtmp_limits(const Config& c) {
+  media::rtmp::RtmpLimits limits;
+  limits.handshake_timeout_ms = static_cast<uint64_t>(c.rtmp_handshake_timeout_ms);
+  limits.idle_timeout_ms = static_cast<uint64_t>(c.rtmp_idle_timeout_ms);
+  limits.max_connections = static_cast<size_t>(c.rtmp_max_connections);
+  return limits;
+}
+
+/// Whether a request comes from this machine ("127.0.0.1:5000", "[::1]:5000").
+bool is_loopback(std::string_view remote) {
+  return remote.rfind("127.", 0) == 0 || remote.rfind("[::1]", 0) == 0 ||
+         remote.rfind("::1", 0) == 0 || remote.rfind("[::ffff:127.", 0) == 0;
+}
+
 http::ServerLimits http_limits(const Config& c) {
   http::ServerLimits limits;
   limits.max_header_bytes = static_cast<size_t>(c.http_max_header_bytes);
@@ -56,6 +72,9 @@ class Application {
       : config_(config),
         store_(loop_, store_options(config)),
         http_(loop_, router_, http_limits(config), metrics_, cors_policy(config)),
+        ingest_(loop_, store_, metrics_,
+                IngestOptions{.reconnect_grace_ms = config.rtmp_reconnect_grace_ms}),
+        rtmp_(loop_, ingest_, rtmp_limits(config)),
         start_wall_ms_(SystemClock::instance().wall_ms()) {}
 
   int run() {
@@ -69,11 +88,18 @@ class Application {
           fmt::format("listen on {} (http.listen)", config_.http_listen.to_string())));
     }
     http_address_ = app::HostPort{config_.http_listen.host, *http_port}.to_string();
+    ingest_.attach(rtmp_);
+    auto rtmp_port = rtmp_.listen(config_.rtmp_listen.host, config_.rtmp_listen.port);
+    if (!rtmp_port) {
+      return fail(std::move(rtmp_port).error().with_context(
+          fmt::format("listen on {} (rtmp.listen)", config_.rtmp_listen.to_string())));
+    }
+    rtmp_address_ = app::HostPort{config_.rtmp_listen.host, *rtmp_port}.to_string();
     install_signal_handlers();
     if (auto s = write_ready_file(); !s) return fail(s.error());
 
-    log::info(kLog, "hawker {} serving HTTP on {} (open {}/), data in {}", HAWKER_VERSION,
-              http_address_, public_url(), config_.data_dir);
+    log::info(kLog, "hawker {} serving HTTP on {} (open {}/) and RTMP on {}, data in {}",
+              HAWKER_VERSION, http_address_, public_url(), rtmp_address_, config_.data_dir);
     loop_.run();
 
     std::error_code ec;
@@ -88,6 +114,7 @@ class Application {
     o.path = (std::filesystem::path(c.data_dir) / "hawker.db").string();
     o.synchronous =
         storage::parse_synchronous(c.storage_synchronous).value_or(storage::Synchronous::kFull);
+    o.schema = hawker_schema();
     return o;
   }
 
@@ -126,8 +153,10 @@ class Application {
 
   /// Written after every listener is bound, so whoever waits for it can connect at once.
   Status write_ready_file() {
-    nlohmann::json ready = {
-        {"pid", ::getpid()}, {"http", http_address_}, {"version", HAWKER_VERSION}};
+    nlohmann::json ready = {{"pid", ::getpid()},
+                            {"http", http_address_},
+                            {"rtmp", rtmp_address_},
+                            {"version", HAWKER_VERSION}};
     auto tmp = ready_path();
     tmp += ".tmp";
     {
@@ -153,6 +182,11 @@ class Application {
                                     ex->respond(render_metrics());
                                   }),
                       "route /metrics");
+    HAWKER_TRY_STATUS(router_.add("GET", "/api/streams",
+                                  [this](const http::Request& req, http::ExchangePtr ex) {
+                                    ex->respond(streams(req));
+                                  }),
+                      "route /api/streams");
     HAWKER_TRY_STATUS(router_.add("GET", "/{path*}", http::static_handler()), "route static");
     return ok_status();
   }
@@ -185,7 +219,26 @@ class Application {
         });
   }
 
+  /// Live streams with their codec facts and measured rates. Until seller accounts exist it
+  /// answers only on this machine: it tells who publishes from where.
+  http::Response streams(const http::Request& req) {
+    if (!is_loopback(req.remote)) {
+      return http::Response::problem(403, "forbidden", "Forbidden",
+                                     "/api/streams answers only on the local interface");
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto* s : ingest_.registry().streams()) {
+      nlohmann::json j = media::to_json(*s);
+      j["playback_url"] = fmt::format("{}/live/{}/index.m3u8", public_url(), s->channel);
+      list.push_back(std::move(j));
+    }
+    auto r = http::Response::json(200, {{"streams", list}});
+    r.headers.set("Cache-Control", "no-store");
+    return r;
+  }
+
   http::Response render_metrics() {
+    ingest_.collect_metrics();
     collect_process_metrics(metrics_);
     storage::StoreCounters sc = store_.counters();
     metrics_.counter("hawker_storage_commits_total", "Transactions committed by the storage thread")
@@ -237,6 +290,7 @@ class Application {
     }
     stopping_ = true;
     log::info(kLog, "signal {}: stopping (deadline {} ms)", signum, config_.shutdown_deadline_ms);
+    rtmp_.shutdown();
     http_.shutdown(static_cast<uint64_t>(config_.shutdown_deadline_ms), [this] { shutdown_now(); });
   }
 
@@ -255,8 +309,11 @@ class Application {
   storage::Store store_;
   http::Router router_;
   http::Server http_;
+  Ingest ingest_;
+  media::rtmp::RtmpServer rtmp_;
   std::vector<UvPtr<uv_signal_t>> signals_;
   std::string http_address_;
+  std::string rtmp_address_;
   int64_t start_wall_ms_;
   bool stopping_ = false;
 };
