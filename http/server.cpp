@@ -228,11 +228,25 @@ class Connection final : public ExchangeSink {
     process_input();
   }
 
+  /// Reading pauses while answers pile up: too many queued requests or too many unsent bytes
+  /// (a client pipelining requests for media parts and never reading them).
+  bool can_take_request() const {
+    return pending_.size() < server_->limits().max_pipelined &&
+           queued_bytes_ < server_->limits().max_output_buffer;
+  }
+
+  void resume_input() {
+    if (state_ != State::kOpen) return;
+    if (!processing_ && !inbuf_.empty() && can_take_request()) process_input();
+    if (state_ != State::kOpen) return;
+    if (can_take_request()) start_reading();
+    update_timer();
+  }
+
   void process_input() {
     if (processing_) return;
     processing_ = true;
-    while (state_ == State::kOpen && !inbuf_.empty() &&
-           pending_.size() < server_->limits().max_pipelined) {
+    while (state_ == State::kOpen && !inbuf_.empty() && can_take_request()) {
       auto outcome = parser_.feed(
           std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(inbuf_.data()), inbuf_.size()));
       inbuf_.erase(0, outcome.consumed);
@@ -245,10 +259,10 @@ class Connection final : public ExchangeSink {
     }
     processing_ = false;
     if (state_ != State::kOpen) return;
-    if (pending_.size() >= server_->limits().max_pipelined) {
-      stop_reading();
-    } else {
+    if (can_take_request()) {
       start_reading();
+    } else {
+      stop_reading();
     }
     if (parser_.take_expect_continue() && pending_.empty()) {
       write_raw("HTTP/1.1 100 Continue\r\n\r\n");
@@ -393,13 +407,7 @@ class Connection final : public ExchangeSink {
       }
       break;
     }
-    if (state_ == State::kOpen) {
-      if (!processing_ && !inbuf_.empty()) process_input();
-      if (state_ == State::kOpen && pending_.size() < server_->limits().max_pipelined) {
-        start_reading();
-      }
-      update_timer();
-    }
+    resume_input();
     maybe_shutdown_writes();
   }
 
@@ -557,6 +565,7 @@ class Connection final : public ExchangeSink {
       }
       return;
     }
+    resume_input();
     maybe_shutdown_writes();
   }
 
@@ -788,6 +797,15 @@ void Server::maybe_finish_shutdown() {
   auto done = std::move(shutdown_done_);
   shutdown_done_ = nullptr;
   done();
+}
+
+Handler metrics_handler(Metrics& metrics, bool include_process) {
+  return [&metrics, include_process](const Request&, ExchangePtr exchange) {
+    if (include_process) collect_process_metrics(metrics);
+    Response r = Response::text(200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
+    r.headers.set("Cache-Control", "no-store");
+    exchange->respond(std::move(r));
+  };
 }
 
 }  // namespace hawker::http

@@ -110,4 +110,8 @@ class Server {
   Timer shutdown_timer_;
 };
 
+/// Serves `metrics` in the Prometheus text format (refreshing the process_* figures first when
+/// `include_process`), for a route such as "/metrics".
+Handler metrics_handler(Metrics& metrics, bool include_process = true);
+
 }  // namespace hawker::http

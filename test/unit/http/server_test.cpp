@@ -155,6 +155,7 @@ struct Harness {
   CorsPolicy cors;
   std::unique_ptr<Server> server;
   std::unique_ptr<Mailbox> mailbox;
+  std::vector<std::unique_ptr<Timer>> timers;
   int port = 0;
 
   void start() {
@@ -178,7 +179,14 @@ struct Harness {
     t.join();
   }
 
+  // Timers for handlers; destroyed before the loop closes so their handles are freed.
+  Timer& make_timer() {
+    timers.push_back(std::make_unique<Timer>(loop));
+    return *timers.back();
+  }
+
   int finish() {
+    timers.clear();
     server.reset();
     mailbox.reset();
     return loop.close();
@@ -231,7 +239,9 @@ TEST_CASE("keep-alive serves several requests on one connection and records metr
 
 TEST_CASE("pipelined requests are answered in order when the first answers late") {
   Harness h;
-  Timer late(h.loop);
+  // Fewer slots than requests: the third waits in the input buffer until the first is answered.
+  h.limits.max_pipelined = 2;
+  Timer& late = h.make_timer();
   REQUIRE(h.router.add("GET", "/slow", [&](const Request&, ExchangePtr ex) {
     late.start(80, 0, [ex] { ex->respond(Response::text(200, "slow")); });
   }));
@@ -460,7 +470,7 @@ TEST_CASE("a held request learns that its client left") {
 
 TEST_CASE("shutdown lets an in-flight request finish and closes idle connections") {
   Harness h;
-  Timer late(h.loop);
+  Timer& late = h.make_timer();
   REQUIRE(h.router.add("GET", "/slow", [&](const Request&, ExchangePtr ex) {
     late.start(100, 0, [ex] { ex->respond(Response::text(200, "done")); });
   }));
@@ -497,7 +507,7 @@ TEST_CASE("an SSE reader that never reads is cut off at the cap; others still ge
   StreamWriterPtr stream;
   bool stream_closed = false;
   bool saw_backpressure = false;
-  Timer pump(h.loop);
+  Timer& pump = h.make_timer();
   std::atomic<bool> cut{false};
   REQUIRE(h.router.add("GET", "/events", [&](const Request&, ExchangePtr ex) {
     stream = ex->start_stream(200, sse_headers());
@@ -560,6 +570,87 @@ TEST_CASE("an SSE stream delivers events and ends cleanly on close") {
     // After a closed stream the connection serves the next request.
     c.send(get("/events"));
     CHECK(c.read_response().ok);
+  });
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("a stream writer that respects backpressure gets on_drain and loses nothing") {
+  Harness h;
+  h.limits.max_output_buffer = 64 * 1024;
+  constexpr int kEvents = 200;
+  int drains = 0;
+  int next = 0;
+  StreamWriterPtr stream;
+  std::function<void()> pump;
+  REQUIRE(h.router.add("GET", "/events", [&](const Request&, ExchangePtr ex) {
+    stream = ex->start_stream(200, sse_headers());
+    pump = [&] {
+      while (next < kEvents) {
+        bool more = stream->write(
+            format_sse(SseEvent{std::to_string(next++), "", std::string(4000, 'y'), {}}));
+        if (!more) {
+          stream->on_drain([&] {
+            ++drains;
+            pump();
+          });
+          return;
+        }
+      }
+      stream->close();
+    };
+    pump();
+  }));
+  h.start();
+  h.run(
+      [&] {
+        Client c(h.port);
+        c.send(get("/events"));
+        auto r = c.read_response();
+        CHECK(r.status == 200);
+        size_t count = 0;
+        size_t pos = 0;
+        while ((pos = r.body.find("\n\n", pos)) != std::string::npos) {
+          ++count;
+          pos += 2;
+        }
+        CHECK(count == kEvents);
+        CHECK(r.body.find("id: 199\n") != std::string::npos);
+      },
+      [&] {
+        stream.reset();
+        pump = nullptr;
+      });
+  CHECK(drains > 0);
+  CHECK(h.finish() == 0);
+}
+
+TEST_CASE("connections past the limit are refused; Expect: 100-continue is honoured") {
+  Harness h;
+  h.limits.max_connections = 1;
+  REQUIRE(h.router.add("POST", "/echo", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::text(201, req.body));
+  }));
+  REQUIRE(h.router.add("GET", "/metrics", metrics_handler(h.metrics)));
+  h.start();
+  h.run([&] {
+    Client first(h.port);
+    first.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    auto cont = first.read_response(true);
+    CHECK(cont.status == 100);
+    first.send("body");
+    auto r = first.read_response();
+    CHECK(r.status == 201);
+    CHECK(r.body == "body");
+
+    Client second(h.port);
+    CHECK(second.closed_by_peer());
+
+    first.send(get("/metrics"));
+    auto m = first.read_response();
+    CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(m.body.find("hawker_http_rejected_connections_total 1") != std::string::npos);
+    CHECK(m.body.find("process_resident_memory_bytes") != std::string::npos);
   });
   CHECK(h.finish() == 0);
 }
