@@ -455,12 +455,11 @@ class Connection final : public ExchangeSink {
     bool keep_alive = p.keep_alive && !server_->draining();
     if (!keep_alive) {
       head += "Connection: close\r\n";
-    } else if (pending_version_minor(p) == 0) {
+    } else if (p.exchange->request().version_minor == 0) {
+      // HTTP/1.0 closes by default; keeping it open must be said.
       head += "Connection: keep-alive\r\n";
     }
   }
-
-  static int pending_version_minor(const Pending& p) { return p.exchange->request().version_minor; }
 
   void write_response(Pending& p, Response r) {
     p.status = r.status;

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -651,6 +652,76 @@ TEST_CASE("connections past the limit are refused; Expect: 100-continue is honou
     CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
     CHECK(m.body.find("hawker_http_rejected_connections_total 1") != std::string::npos);
     CHECK(m.body.find("process_resident_memory_bytes") != std::string::npos);
+  });
+  CHECK(h.finish() == 0);
+}
+
+namespace {
+
+size_t collect_body(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+struct ChunkSource {
+  std::string data;
+  size_t offset = 0;
+};
+
+size_t read_source(char* buffer, size_t size, size_t n, void* in) {
+  auto* src = static_cast<ChunkSource*>(in);
+  // Small reads make libcurl send several chunks.
+  size_t len = std::min({size * n, src->data.size() - src->offset, size_t{700}});
+  std::memcpy(buffer, src->data.data() + src->offset, len);
+  src->offset += len;
+  return len;
+}
+
+}  // namespace
+
+TEST_CASE("libcurl as a real client: gzip, chunked upload and connection reuse") {
+  Harness h;
+  std::string big;
+  for (int i = 0; i < 300; ++i) big += fmt::format("{{\"sku\":\"s{}\",\"stock\":{}}}\n", i, i * 3);
+  REQUIRE(h.router.add("GET", "/api/stock", [&](const Request&, ExchangePtr ex) {
+    ex->respond(Response::text(200, big, "application/json"));
+  }));
+  REQUIRE(h.router.add("POST", "/api/echo", [](const Request& req, ExchangePtr ex) {
+    ex->respond(Response::text(200, req.body));
+  }));
+  h.start();
+  h.run([&] {
+    CURL* curl = curl_easy_init();
+    std::string body;
+    std::string base = fmt::format("http://127.0.0.1:{}", h.port);
+    curl_easy_setopt(curl, CURLOPT_URL, (base + "/api/stock").c_str());
+    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    CHECK(curl_easy_perform(curl) == CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    CHECK(status == 200);
+    CHECK(body == big);
+    curl_off_t downloaded = 0;
+    curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
+    CHECK(downloaded < static_cast<curl_off_t>(big.size()) / 3);
+
+    ChunkSource src{std::string(5000, 'z') + "end", 0};
+    body.clear();
+    curl_slist* headers = curl_slist_append(nullptr, "Transfer-Encoding: chunked");
+    curl_easy_setopt(curl, CURLOPT_URL, (base + "/api/echo").c_str());
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_source);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &src);
+    CHECK(curl_easy_perform(curl) == CURLE_OK);
+    CHECK(body == src.data);
+    long connects = -1;
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+    CHECK(connects == 0);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
   });
   CHECK(h.finish() == 0);
 }
