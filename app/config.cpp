@@ -124,6 +124,21 @@ std::vector<ConfigKey> build_keys() {
     c.rtmp_public_url = url;
     return ok_status();
   };
+  keys.push_back(int_key("rtmp.reconnect-grace", "a duration from 0ms to 10m (e.g. 15s)",
+                         "how long a dropped publisher's channel stays reconnecting before it ends",
+                         &Config::rtmp_reconnect_grace_ms, parse_duration_ms, 0, 600'000,
+                         print_ms));
+  keys.push_back(int_key("rtmp.handshake-timeout", "a duration from 100ms to 10m (e.g. 10s)",
+                         "time allowed for the RTMP handshake and publish",
+                         &Config::rtmp_handshake_timeout_ms, parse_duration_ms, 100, 600'000,
+                         print_ms));
+  keys.push_back(int_key("rtmp.idle-timeout", "a duration from 100ms to 1h (e.g. 30s)",
+                         "an RTMP connection that sends no media this long is closed",
+                         &Config::rtmp_idle_timeout_ms, parse_duration_ms, 100, 3'600'000,
+                         print_ms));
+  keys.push_back(int_key("rtmp.max-connections", "a whole number from 1 to 100000",
+                         "RTMP connections beyond this are closed at once",
+                         &Config::rtmp_max_connections, parse_plain_int, 1, 100'000, print_int));
   keys.push_back(string_key("log.level", "one of debug, info, warn, error", "lowest level logged",
                             &Config::log_level, {"debug", "info", "warn", "error"}));
   keys.push_back(string_key("log.format", "text or json",
