@@ -1,18 +1,12 @@
 #include "http/exchange.h"
 
-#include <fmt/format.h>
-
 namespace hawker::http {
 
 bool StreamWriter::write(std::string chunk) {
   if (closed_ || exchange_ == nullptr) return false;
   if (chunk.empty()) return buffered() < limits_.high_water;
-  // A zero-length chunk would end the body, so empty writes are dropped above.
-  std::string framed = fmt::format("{:x}\r\n", chunk.size());
-  framed += chunk;
-  framed += "\r\n";
-  pending_bytes_ += framed.size();
-  pending_ += framed;
+  pending_bytes_ += chunk.size();
+  pending_ += chunk;
   exchange_->notify();
   if (closed_) return false;
   if (buffered() >= limits_.high_water) {

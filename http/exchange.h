@@ -40,9 +40,9 @@ class StreamWriter {
  public:
   StreamWriter(Exchange* exchange, StreamLimits limits) : exchange_(exchange), limits_(limits) {}
 
-  /// Queues `chunk` (sent with chunked framing). Returns false when the chunk was refused (stream
-  /// closed) or when the buffer reached its high-water mark: wait for on_drain before writing
-  /// more. Past max_buffered the server closes the stream.
+  /// Queues `chunk` (sent with chunked framing to HTTP/1.1 clients). Returns false when the chunk
+  /// was refused (stream closed) or when the buffer reached its high-water mark: wait for on_drain
+  /// before writing more. Past max_buffered the server closes the stream.
   bool write(std::string chunk);
   /// Bytes queued and not yet handed to the kernel.
   size_t buffered() const { return pending_bytes_ + in_flight_bytes_; }
@@ -55,7 +55,7 @@ class StreamWriter {
   bool closed() const { return closed_; }
 
   // Server side.
-  /// Takes the queued chunks, already framed, to be written.
+  /// Takes the queued bytes, to be framed and written.
   std::string take_pending();
   void wrote(size_t bytes) { in_flight_bytes_ += bytes; }
   void write_done(size_t bytes);

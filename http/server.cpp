@@ -158,6 +158,7 @@ class Connection final : public ExchangeSink {
     std::string origin;
     uint64_t started_ms = 0;
     bool head_written = false;
+    bool chunked = false;
     int status = 0;
   };
 
@@ -385,6 +386,11 @@ class Connection final : public ExchangeSink {
         }
         std::string data = stream->take_pending();
         if (!data.empty()) {
+          // Everything queued since the last flush goes out as one chunk; the stream is charged
+          // for the framing too, since it is buffered like the data.
+          if (front.chunked) {
+            data = fmt::format("{:x}\r\n{}\r\n", data.size(), data);
+          }
           size_t n = data.size();
           stream->wrote(n);
           write_op(std::move(data), {}, nullptr, {}, stream, n);
@@ -398,7 +404,7 @@ class Connection final : public ExchangeSink {
           return;
         }
         if (stream->closed()) {
-          write_raw("0\r\n\r\n");
+          if (front.chunked) write_raw("0\r\n\r\n");
           if (state_ == State::kClosing) return;
           finish_front();
           continue;
@@ -504,9 +510,12 @@ class Connection final : public ExchangeSink {
 
   void write_stream_head(Pending& p, Response r) {
     p.status = r.status;
+    // HTTP/1.0 has no chunked coding: the stream's end is the connection's end.
+    if (p.exchange->request().version_minor == 0) p.keep_alive = false;
+    p.chunked = !p.head && p.exchange->request().version_minor >= 1;
     std::string head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
     add_common_headers(head, p, r);
-    if (!p.head) head += "Transfer-Encoding: chunked\r\n";
+    if (p.chunked) head += "Transfer-Encoding: chunked\r\n";
     head += "\r\n";
     write_raw(std::move(head));
   }

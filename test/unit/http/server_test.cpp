@@ -725,3 +725,25 @@ TEST_CASE("libcurl as a real client: gzip, chunked upload and connection reuse")
   });
   CHECK(h.finish() == 0);
 }
+
+TEST_CASE("an HTTP/1.0 client gets a stream delimited by the connection's end") {
+  Harness h;
+  REQUIRE(h.router.add("GET", "/events", [&](const Request&, ExchangePtr ex) {
+    auto s = ex->start_stream(200, sse_headers());
+    s->write(format_sse(SseEvent{"7", "", "one", {}}));
+    s->write(format_sse(SseEvent{"8", "", "two", {}}));
+    s->close();
+  }));
+  h.start();
+  h.run([&] {
+    Client c(h.port);
+    c.send("GET /events HTTP/1.0\r\n\r\n");
+    auto head = c.read_response(true);
+    CHECK(head.status == 200);
+    CHECK(head.header("transfer-encoding").empty());
+    CHECK(head.header("connection") == "close");
+    CHECK(c.read_until("id: 7\ndata: one\n\nid: 8\ndata: two\n\n"));
+    CHECK(c.closed_by_peer());
+  });
+  CHECK(h.finish() == 0);
+}
