@@ -105,8 +105,7 @@ class Hawker:
         if self.tmp is not None:
             self.tmp.cleanup()
 
-#-- - \
-    HTTP helpers -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+    # -- HTTP helpers --------------------------------------------------------------------------
     def conn(self, timeout=10.0):
         return http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
 
