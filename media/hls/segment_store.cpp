@@ -6,7 +6,8 @@
 
 namespace hawker::media::hls {
 
-SegmentStore::SegmentStore(SegmentStoreOptions options) : options_(options) {}
+SegmentStore::SegmentStore(SegmentStoreOptions options)
+    : options_(options), next_msn_(options.first_msn) {}
 
 SegmentStore::Segment* SegmentStore::open_segment() {
   if (segments_.empty() || segments_.back().complete) {
@@ -20,7 +21,7 @@ void SegmentStore::begin_stream(Bytes init_segment) {
   ++generation_;
   bytes_held_ += init_segment.size();
   inits_[generation_] = std::make_shared<const Bytes>(std::move(init_segment));
-  discontinuity_next_ = next_msn_ > 0 || !segments_.empty();
+  discontinuity_next_ = next_msn_ > options_.first_msn || !segments_.empty();
   ended_ = false;
   trim();
 }

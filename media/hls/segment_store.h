@@ -24,6 +24,10 @@ struct SegmentStoreOptions {
   /// Complete segments whose parts stay listed and servable, besides the open one: hls.js falls
   /// back to whole segments when parts go too early.
   size_t part_segments = 3;
+  /// The media sequence number of the first segment. Parts and segments are cached as immutable
+  /// by URL, so a channel that starts again after its store was dropped (or after a restart)
+  /// must not reuse numbers: the service starts each new store at the wall clock in seconds.
+  int64_t first_msn = 0;
 };
 
 /// One rendition's media in memory: init segments, a bounded window of segments and the parts of
