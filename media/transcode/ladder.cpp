@@ -99,6 +99,8 @@ std::vector<RungPlan> plan_rungs(const TrackConfig& source_video, const LadderCo
     plan.width = even(static_cast<double>(source_video.width) * rung.height / source_video.height);
     plans.push_back(plan);
   }
+  std::stable_sort(plans.begin(), plans.end(),
+                   [](const RungPlan& a, const RungPlan& b) { return a.height > b.height; });
   return plans;
 }
 
@@ -115,7 +117,12 @@ struct Ladder::Rung {
   size_t index = 0;
   TrackConfig track;
   CodecPtr encoder;
-  ScalerPtr scaler;
+  /// Scales from the next larger rung's picture when that rung made one for this frame (the same
+  /// frame-rate cap makes that the rule), else from the decoded frame.
+  std::optional<size_t> parent;
+  ScalerPtr scaler_from_parent;
+  ScalerPtr scaler_from_source;
+  bool pictured = false;  ///< `frame` holds the current source frame, scaled
   FramePtr frame;
   PacketPtr packet;
   FrameRateCap cap;
@@ -245,6 +252,13 @@ Result<std::unique_ptr<Ladder>> Ladder::open(const TrackConfig& source_video, La
   for (const RungPlan& plan : plans) {
     auto rung = std::make_unique<Rung>(plan, window_ticks);
     rung->index = ladder->rungs_.size();
+    for (size_t j = ladder->rungs_.size(); j-- > 0;) {
+      const Rung& larger = *ladder->rungs_[j];
+      if (larger.plan.height > plan.height && larger.plan.config.max_fps == plan.config.max_fps) {
+        rung->parent = j;
+        break;
+      }
+    }
     auto encoder = open_encoder(plan, ladder->config_);
     if (!encoder) {
       return unexpected(std::move(encoder).error().with_context("ladder"));
@@ -382,6 +396,9 @@ Status Ladder::on_frame(AVFrame* frame, std::vector<RungPacket>& out) {
   }
 
   for (auto& rung_ptr : rungs_) {
+    rung_ptr->pictured = false;
+  }
+  for (auto& rung_ptr : rungs_) {
     Rung& rung = *rung_ptr;
     if (!rung.enabled) {
       continue;
@@ -399,21 +416,26 @@ Status Ladder::on_frame(AVFrame* frame, std::vector<RungPacket>& out) {
       continue;
     }
     const int64_t start = clock_.steady_ms();
-    HAWKER_TRY_STATUS(encode(rung, frame, pts, marks.idr, out),
+    // Scaling from the next larger rung instead of the source reads fewer pixels per output pixel
+    // (bench/transcode: about a third less scaling time for the default ladder).
+    const bool chained = rung.parent && rungs_[*rung.parent]->pictured;
+    const AVFrame* input = chained ? rungs_[*rung.parent]->frame.get() : frame;
+    HAWKER_TRY_STATUS(encode(rung, input, chained, pts, marks.idr, out),
                       fmt::format("ladder {}p", rung.plan.height));
     rung.meter.add(duration, clock_.steady_ms() - start);
   }
   return ok_status();
 }
 
-Status Ladder::encode(Rung& rung, const AVFrame* frame, int64_t pts, bool idr,
+Status Ladder::encode(Rung& rung, const AVFrame* frame, bool chained, int64_t pts, bool idr,
                       std::vector<RungPacket>& out) {
   AVFrame* picture = rung.frame.get();
+  ScalerPtr& scaler_slot = chained ? rung.scaler_from_parent : rung.scaler_from_source;
   // A resolution change inside the stream gets a new scaler; the rung keeps its size.
   SwsContext* scaler = sws_getCachedContext(
-      rung.scaler.release(), frame->width, frame->height, static_cast<AVPixelFormat>(frame->format),
+      scaler_slot.release(), frame->width, frame->height, static_cast<AVPixelFormat>(frame->format),
       picture->width, picture->height, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr);
-  rung.scaler.reset(scaler);
+  scaler_slot.reset(scaler);
   if (scaler == nullptr) {
     return unexpected(ErrorCode::kUnsupported,
                       fmt::format("cannot scale {}x{} pixel format {}", frame->width, frame->height,
@@ -425,6 +447,7 @@ Status Ladder::encode(Rung& rung, const AVFrame* frame, int64_t pts, bool idr,
   }
   sws_scale(scaler, frame->data, frame->linesize, 0, frame->height, picture->data,
             picture->linesize);
+  rung.pictured = true;
   picture->pts = pts;
   picture->pict_type = idr ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
   picture->key_frame = idr ? 1 : 0;

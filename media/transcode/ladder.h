@@ -142,7 +142,7 @@ class Ladder {
   Ladder(LadderConfig config, const Clock& clock);
   Status decode(const AVPacket* packet, std::vector<RungPacket>& out);
   Status on_frame(AVFrame* frame, std::vector<RungPacket>& out);
-  Status encode(Rung& rung, const AVFrame* frame, int64_t pts, bool idr,
+  Status encode(Rung& rung, const AVFrame* frame, bool chained, int64_t pts, bool idr,
                 std::vector<RungPacket>& out);
   Status drain_encoder(Rung& rung, std::vector<RungPacket>& out);
 
