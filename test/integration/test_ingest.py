@@ -164,6 +164,7 @@ class IngestCase(unittest.TestCase):
     def start_hawker(self, *args):
         h = Hawker(*self.hawker_args, *args)
         h.start()
+        h.issued_keys = []
         # Once seller accounts exist /api/streams wants an admin token; until then it answers on
         # the local interface without one.
         token = h.cli("admin", "token", check=False)
@@ -184,7 +185,9 @@ class IngestCase(unittest.TestCase):
 
     def add_streamer(self, h, channel):
         res = h.cli("streamer", "add", f"{channel}@example.com", "--name", channel)
-        return json.loads(res.stdout)["stream_key"]
+        key = json.loads(res.stdout)["stream_key"]
+        h.issued_keys.append(key)
+        return key
 
     def streams(self, h):
         status, body = h.get_json("/api/streams", headers=h.api_headers)
@@ -249,7 +252,11 @@ class PublishTest(IngestCase):
     def tearDownClass(cls):
         code = cls.h.stop()
         logs = cls.h.logs()
+        keys = cls.h.issued_keys
         cls.h.close()
+        for key in keys:
+            if key in logs:
+                raise AssertionError("a stream key reached the log")
         if code != 0:
             raise AssertionError(f"hawker exited with {code}:\n{logs[-4000:]}")
 
@@ -461,7 +468,7 @@ class StreamKeyTest(IngestCase):
         code = self.h.stop()
         logs = self.h.logs()
         self.h.close()
-        for key in self.secret_keys:
+        for key in self.secret_keys + self.h.issued_keys:
             self.assertNotIn(key, logs, "a stream key reached the log")
         self.assertEqual(code, 0, logs[-4000:])
 
