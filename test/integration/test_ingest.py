@@ -369,6 +369,22 @@ class PublishTest(IngestCase):
         ended_after = time.monotonic() - dropped_at
         self.assertGreaterEqual(ended_after, 1.8, "the stream ended before its 2 s grace period")
 
+    def test_publisher_back_within_grace_continues_the_stream(self):
+        key = self.add_streamer(self.h, "comeback")
+        p = self.publish_copy(self.h, key)
+        s = self.wait_live(self.h, "comeback", need=lambda s: s["bytes_in"] > 0)
+        live_since = s["live_since"]
+        p.kill()
+        p.wait()
+        wait_for(lambda: (self.stream(self.h, "comeback") or {}).get("state") == "reconnecting",
+                 5, interval=0.1, what="reconnecting")
+        self.publish_copy(self.h, key)
+        s = self.wait_live(self.h, "comeback", timeout=5)
+        self.assertEqual(s["live_since"], live_since, "the stream restarted instead of continuing")
+        self.assertEqual(s["reconnects"], 1)
+        time.sleep(2.5)  # longer than the grace period: the stream must not be ended under it
+        self.assertEqual(self.stream(self.h, "comeback")["state"], "live")
+
     def test_twenty_publishers_at_once_stay_live(self):
         n = 20
         keys = {f"many-{i:02d}": self.add_streamer(self.h, f"many-{i:02d}") for i in range(n)}
