@@ -1,0 +1,730 @@
+#include "commerce/orders.h"
+
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "core/secret.h"
+
+namespace hawker::commerce {
+namespace {
+
+constexpr storage::Migration kMigrations[] = {
+    {140, "orders, idempotency keys, payments", R"sql(
+CREATE TABLE orders (
+  id TEXT PRIMARY KEY,
+  token TEXT NOT NULL UNIQUE,
+  product_id TEXT NOT NULL REFERENCES products(id),
+  quantity INTEGER NOT NULL CHECK (quantity > 0),
+  unit_price_minor INTEGER NOT NULL,
+  amount_minor INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  email TEXT NOT NULL,
+  name TEXT NOT NULL,
+  shipping_address TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('reserved', 'paid', 'shipped', 'expired', 'cancelled',
+                                         'refunded', 'needs_refund')),
+  restocked INTEGER NOT NULL DEFAULT 0,
+  holds_stock INTEGER NOT NULL DEFAULT 1,
+  payment_provider TEXT NOT NULL DEFAULT '',
+  payment_ref TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX orders_reserved_expiry ON orders(expires_at_ms) WHERE status = 'reserved';
+CREATE INDEX orders_product ON orders(product_id, created_at_ms);
+CREATE INDEX orders_created ON orders(created_at_ms);
+CREATE TABLE idempotency_keys (
+  key TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at_ms);
+CREATE TABLE payments (
+  provider TEXT NOT NULL,
+  payment_ref TEXT NOT NULL,
+  order_id TEXT NOT NULL REFERENCES orders(id),
+  amount_minor INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (provider, payment_ref)
+);
+)sql"},
+};
+
+/// Stripe keeps keys for 24 hours; a retry later than that is a new request.
+constexpr int64_t kIdempotencyRetentionMs = 24 * 3600 * 1000;
+
+struct Transition {
+  OrderStatus from;
+  OrderTrigger trigger;
+  OrderStatus to;
+};
+
+// The whole order state machine. Anything not listed is refused.
+constexpr Transition kTransitions[] = {
+    {OrderStatus::kReserved, OrderTrigger::kPay, OrderStatus::kPaid},
+    {OrderStatus::kReserved, OrderTrigger::kExpire, OrderStatus::kExpired},
+    {OrderStatus::kReserved, OrderTrigger::kCancel, OrderStatus::kCancelled},
+    {OrderStatus::kPaid, OrderTrigger::kShip, OrderStatus::kShipped},
+    {OrderStatus::kPaid, OrderTrigger::kRefund, OrderStatus::kRefunded},
+    {OrderStatus::kShipped, OrderTrigger::kRefund, OrderStatus::kRefunded},
+    {OrderStatus::kExpired, OrderTrigger::kLatePayRestored, OrderStatus::kPaid},
+    {OrderStatus::kExpired, OrderTrigger::kLatePayNoStock, OrderStatus::kNeedsRefund},
+    {OrderStatus::kCancelled, OrderTrigger::kLatePayRestored, OrderStatus::kPaid},
+    {OrderStatus::kCancelled, OrderTrigger::kLatePayNoStock, OrderStatus::kNeedsRefund},
+    {OrderStatus::kNeedsRefund, OrderTrigger::kRefund, OrderStatus::kRefunded},
+};
+
+constexpr std::string_view kOrderColumns =
+    "id, token, product_id, quantity, unit_price_minor, amount_minor, currency, email, name, "
+    "shipping_address, status, restocked, payment_provider, payment_ref, created_at_ms, "
+    "expires_at_ms, updated_at_ms, holds_stock";
+
+Order read_order(const storage::Statement& s) {
+  Order o;
+  o.id = std::string(s.column_text(0));
+  o.token = std::string(s.column_text(1));
+  o.product_id = std::string(s.column_text(2));
+  o.quantity = s.column_int64(3);
+  o.unit_price_minor = s.column_int64(4);
+  o.amount_minor = s.column_int64(5);
+  o.currency = std::string(s.column_text(6));
+  o.email = std::string(s.column_text(7));
+  o.name = std::string(s.column_text(8));
+  o.shipping_address = nlohmann::json::parse(s.column_text(9), nullptr, false);
+  o.status = parse_order_status(s.column_text(10)).value_or(OrderStatus::kReserved);
+  o.restocked = s.column_int64(11) != 0;
+  o.payment_provider = std::string(s.column_text(12));
+  o.payment_ref = std::string(s.column_text(13));
+  o.created_at_ms = s.column_int64(14);
+  o.expires_at_ms = s.column_int64(15);
+  o.updated_at_ms = s.column_int64(16);
+  o.holds_stock = s.column_int64(17) != 0;
+  return o;
+}
+
+Result<std::optional<Order>> find_order(storage::Database& db, std::string_view column,
+                                        std::string_view value) {
+  auto stmt = db.cached(fmt::format("SELECT {} FROM orders WHERE {} = ?", kOrderColumns, column));
+  if (!stmt) return unexpected(std::move(stmt).error());
+  (*stmt)->bind_text(1, value);
+  auto step = (*stmt)->step();
+  if (!step) return unexpected(std::move(step).error());
+  if (*step == storage::Statement::Step::kDone) return std::optional<Order>{};
+  Order o = read_order(**stmt);
+  (*stmt)->reset();
+  return std::optional<Order>{std::move(o)};
+}
+
+nlohmann::json problem_body(int status, std::string_view slug, std::string_view title,
+                            std::string_view detail) {
+  return {{"type", fmt::format("/problems/{}", slug)},
+          {"title", title},
+          {"status", status},
+          {"detail", detail}};
+}
+
+/// Moves `delta` units of available stock (negative: take) and reports the stock before and
+/// after; with `must_cover` the UPDATE only happens when enough is there. nullopt: not enough.
+struct StockMove {
+  int64_t before = 0;
+  int64_t after = 0;
+  int64_t threshold = 0;
+};
+Result<std::optional<StockMove>> move_stock(storage::Database& db, std::string_view product_id,
+                                            int64_t delta) {
+  auto stmt = db.cached(
+      "UPDATE products SET stock = stock + ?1 WHERE id = ?2 AND stock + ?1 >= 0 "
+      "RETURNING stock, low_stock_threshold");
+  if (!stmt) return unexpected(std::move(stmt).error());
+  (*stmt)->bind_int64(1, delta).bind_text(2, product_id);
+  auto step = (*stmt)->step();
+  if (!step) return unexpected(std::move(step).error());
+  if (*step == storage::Statement::Step::kDone) return std::optional<StockMove>{};
+  StockMove m;
+  m.after = (*stmt)->column_int64(0);
+  m.before = m.after - delta;
+  m.threshold = (*stmt)->column_int64(1);
+  (*stmt)->reset();
+  return std::optional<StockMove>{m};
+}
+
+nlohmann::json event_data(const Order& o) {
+  return {{"order_id", o.id},       {"product_id", o.product_id},
+          {"quantity", o.quantity}, {"amount_minor", o.amount_minor},
+          {"currency", o.currency}, {"status", to_string(o.status)}};
+}
+
+Status push_event(storage::Database& db, std::string_view type, nlohmann::json data, int64_t now_ms,
+                  std::vector<Event>& events) {
+  auto e = append_event(db, type, std::move(data), now_ms);
+  if (!e) return unexpected(std::move(e).error());
+  events.push_back(std::move(*e));
+  return ok_status();
+}
+
+/// Returns or takes the order's units and records the movement and stock events.
+Status shift_stock(storage::Database& db, const Order& o, int64_t delta, MovementKind kind,
+                   std::string_view reason, int64_t now_ms, std::vector<Event>& events,
+                   bool* taken = nullptr) {
+  auto moved = move_stock(db, o.product_id, delta);
+  if (!moved) return unexpected(std::move(moved).error());
+  if (!moved->has_value()) {
+    if (taken != nullptr) {
+      *taken = false;
+      return ok_status();
+    }
+    return unexpected(ErrorCode::kInternal, "stock would go negative");
+  }
+  if (taken != nullptr) *taken = true;
+  HAWKER_TRY_STATUS(record_movement(db, o.product_id, kind, delta, reason, o.id, now_ms),
+                    "movement");
+  return append_stock_events(db, o.product_id, (*moved)->before, (*moved)->after,
+                             (*moved)->threshold, now_ms, events);
+}
+
+/// Applies one transition of the table to `o` and writes its side effects.
+Status transition(storage::Database& db, Order& o, OrderTrigger trigger, bool restock,
+                  int64_t now_ms, std::vector<Event>& events) {
+  auto to = next_status(o.status, trigger);
+  if (!to) {
+    return unexpected(ErrorCode::kConflict, fmt::format("order is {}: cannot {}",
+                                                        to_string(o.status), to_string(trigger)));
+  }
+  OrderStatus from = o.status;
+  bool will_restock = trigger == OrderTrigger::kRefund && restock &&
+                      (from == OrderStatus::kPaid || from == OrderStatus::kShipped);
+  bool holds = o.holds_stock;
+  switch (trigger) {
+    case OrderTrigger::kPay:
+    case OrderTrigger::kLatePayRestored:
+      holds = true;
+      break;
+    case OrderTrigger::kExpire:
+    case OrderTrigger::kCancel:
+    case OrderTrigger::kLatePayNoStock:
+      holds = false;
+      break;
+    case OrderTrigger::kRefund:
+      holds = holds && !will_restock;
+      break;
+    case OrderTrigger::kShip:
+      break;
+  }
+  auto stmt = db.cached(
+      "UPDATE orders SET status = ?, restocked = ?, holds_stock = ?, updated_at_ms = ? "
+      "WHERE id = ? AND status = ?");
+  if (!stmt) return unexpected(std::move(stmt).error());
+  (*stmt)
+      ->bind_text(1, to_string(*to))
+      .bind_int64(2, (o.restocked || will_restock) ? 1 : 0)
+      .bind_int64(3, holds ? 1 : 0)
+      .bind_int64(4, now_ms)
+      .bind_text(5, o.id)
+      .bind_text(6, to_string(from));
+  HAWKER_TRY_STATUS((*stmt)->run(), "update order");
+  if (db.changes() != 1) {
+    return unexpected(ErrorCode::kConflict, "order changed meanwhile");
+  }
+  o.status = *to;
+  o.restocked = o.restocked || will_restock;
+  o.holds_stock = holds;
+  o.updated_at_ms = now_ms;
+  switch (trigger) {
+    case OrderTrigger::kPay:
+    case OrderTrigger::kLatePayRestored:
+      HAWKER_TRY_STATUS(
+          record_movement(db, o.product_id, MovementKind::kSale, 0, "paid", o.id, now_ms), "sale");
+      return push_event(db, event_type::kOrderPaid, event_data(o), now_ms, events);
+    case OrderTrigger::kExpire:
+      HAWKER_TRY_STATUS(
+          shift_stock(db, o, o.quantity, MovementKind::kRelease, "expired", now_ms, events),
+          "release");
+      return push_event(db, event_type::kOrderExpired, event_data(o), now_ms, events);
+    case OrderTrigger::kCancel:
+      HAWKER_TRY_STATUS(
+          shift_stock(db, o, o.quantity, MovementKind::kRelease, "cancelled", now_ms, events),
+          "release");
+      return push_event(db, event_type::kOrderCancelled, event_data(o), now_ms, events);
+    case OrderTrigger::kShip:
+      return push_event(db, event_type::kOrderShipped, event_data(o), now_ms, events);
+    case OrderTrigger::kRefund: {
+      if (will_restock) {
+        HAWKER_TRY_STATUS(
+            shift_stock(db, o, o.quantity, MovementKind::kRestock, "refunded", now_ms, events),
+            "restock");
+      }
+      auto data = event_data(o);
+      data["restocked"] = will_restock;
+      return push_event(db, event_type::kOrderRefunded, std::move(data), now_ms, events);
+    }
+    case OrderTrigger::kLatePayNoStock:
+      return push_event(db, kOrderNeedsRefund, event_data(o), now_ms, events);
+  }
+  return ok_status();
+}
+
+Result<std::optional<Order>> find_by(storage::Database& db, OrderKey key, std::string_view v) {
+  return find_order(db, key == OrderKey::kToken ? "token" : "id", v);
+}
+
+}  // namespace
+
+const char* to_string(OrderStatus s) {
+  switch (s) {
+    case OrderStatus::kReserved:
+      return "reserved";
+    case OrderStatus::kPaid:
+      return "paid";
+    case OrderStatus::kShipped:
+      return "shipped";
+    case OrderStatus::kExpired:
+      return "expired";
+    case OrderStatus::kCancelled:
+      return "cancelled";
+    case OrderStatus::kRefunded:
+      return "refunded";
+    case OrderStatus::kNeedsRefund:
+      return "needs_refund";
+  }
+  return "reserved";
+}
+
+std::optional<OrderStatus> parse_order_status(std::string_view s) {
+  for (auto st :
+       {OrderStatus::kReserved, OrderStatus::kPaid, OrderStatus::kShipped, OrderStatus::kExpired,
+        OrderStatus::kCancelled, OrderStatus::kRefunded, OrderStatus::kNeedsRefund}) {
+    if (s == to_string(st)) return st;
+  }
+  return std::nullopt;
+}
+
+const char* to_string(OrderTrigger t) {
+  switch (t) {
+    case OrderTrigger::kPay:
+      return "pay";
+    case OrderTrigger::kExpire:
+      return "expire";
+    case OrderTrigger::kCancel:
+      return "cancel";
+    case OrderTrigger::kShip:
+      return "ship";
+    case OrderTrigger::kRefund:
+      return "refund";
+    case OrderTrigger::kLatePayRestored:
+      return "accept a late payment";
+    case OrderTrigger::kLatePayNoStock:
+      return "flag a late payment";
+  }
+  return "change";
+}
+
+std::optional<OrderStatus> next_status(OrderStatus from, OrderTrigger trigger) {
+  for (const auto& t : kTransitions) {
+    if (t.from == from && t.trigger == trigger) return t.to;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json to_json(const Order& o, bool include_token) {
+  nlohmann::json j = {{"id", o.id},
+                      {"product_id", o.product_id},
+                      {"quantity", o.quantity},
+                      {"unit_price_minor", o.unit_price_minor},
+                      {"amount_minor", o.amount_minor},
+                      {"currency", o.currency},
+                      {"email", o.email},
+                      {"name", o.name},
+                      {"shipping_address", o.shipping_address},
+                      {"status", to_string(o.status)},
+                      {"restocked", o.restocked},
+                      {"created_at", format_rfc3339_ms(o.created_at_ms)},
+                      {"expires_at", format_rfc3339_ms(o.expires_at_ms)},
+                      {"updated_at", format_rfc3339_ms(o.updated_at_ms)}};
+  if (!o.payment_provider.empty()) {
+    j["payment"] = {{"provider", o.payment_provider}, {"reference", o.payment_ref}};
+  }
+  if (include_token) j["token"] = o.token;
+  return j;
+}
+
+std::span<const storage::Migration> order_migrations() { return kMigrations; }
+
+std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderRequest& out) {
+  static const char* kKnown[] = {"product_id", "quantity", "email", "name", "shipping_address"};
+  for (const auto& [key, value] : body.items()) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || key == k;
+    if (!known) return FieldError{key, "unknown field"};
+  }
+  if (!body.contains("product_id") || !body["product_id"].is_string() ||
+      body["product_id"].get<std::string>().empty() ||
+      body["product_id"].get<std::string>().size() > 64) {
+    return FieldError{"product_id", "required product id string"};
+  }
+  out.product_id = body["product_id"].get<std::string>();
+  if (body.contains("quantity")) {
+    if (!body["quantity"].is_number_integer()) {
+      return FieldError{"quantity", "must be a whole number"};
+    }
+    out.quantity = body["quantity"].get<int64_t>();
+    if (out.quantity < 1 || out.quantity > kMaxQuantity) {
+      return FieldError{"quantity", fmt::format("must be 1 to {}", kMaxQuantity)};
+    }
+  }
+  if (!body.contains("email") || !body["email"].is_string()) {
+    return FieldError{"email", "required string"};
+  }
+  out.email = body["email"].get<std::string>();
+  size_t at = out.email.find('@');
+  if (out.email.size() > 254 || at == std::string::npos || at == 0 ||
+      out.email.find('.', at) == std::string::npos || out.email.back() == '.' ||
+      out.email.find_first_of(" \t\r\n<>") != std::string::npos) {
+    return FieldError{"email", "not an email address"};
+  }
+  if (!body.contains("name") || !body["name"].is_string() ||
+      body["name"].get<std::string>().empty() || body["name"].get<std::string>().size() > 200) {
+    return FieldError{"name", "required, 1 to 200 bytes"};
+  }
+  out.name = body["name"].get<std::string>();
+  if (!body.contains("shipping_address")) return FieldError{"shipping_address", "required"};
+  const auto& addr = body["shipping_address"];
+  if (!(addr.is_string() && !addr.get<std::string>().empty()) && !addr.is_object()) {
+    return FieldError{"shipping_address", "must be a non-empty string or an object"};
+  }
+  if (addr.dump().size() > 2000) return FieldError{"shipping_address", "at most 2000 bytes"};
+  out.shipping_address = addr;
+  return std::nullopt;
+}
+
+std::string request_fingerprint(const OrderRequest& r) {
+  nlohmann::json j = {{"product_id", r.product_id},
+                      {"quantity", r.quantity},
+                      {"email", r.email},
+                      {"name", r.name},
+                      {"shipping_address", r.shipping_address}};
+  return sha256_hex(j.dump());
+}
+
+Result<Reservation> reserve_order(storage::Database& db, std::string_view idempotency_key,
+                                  const OrderRequest& request, int64_t now_ms, int64_t window_ms,
+                                  const PaymentUrlFn& payment_url) {
+  Reservation res;
+  std::string fingerprint = request_fingerprint(request);
+  {
+    auto stmt = db.cached("SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?");
+    if (!stmt) return unexpected(std::move(stmt).error());
+    (*stmt)->bind_text(1, idempotency_key);
+    auto step = (*stmt)->step();
+    if (!step) return unexpected(std::move(step).error());
+    if (*step == storage::Statement::Step::kRow) {
+      bool same = (*stmt)->column_text(0) == fingerprint;
+      if (same) {
+        res.answer.status = static_cast<int>((*stmt)->column_int64(1));
+        res.answer.body = nlohmann::json::parse((*stmt)->column_text(2), nullptr, false);
+        res.answer.replayed = true;
+        res.answer.outcome = "replayed";
+      } else {
+        res.answer.status = 422;
+        res.answer.body = problem_body(422, "idempotency-key-reused", "Idempotency key reused",
+                                       "this Idempotency-Key was used with a different body");
+        res.answer.outcome = "key_reused";
+      }
+      (*stmt)->reset();
+      return res;
+    }
+  }
+
+  auto store_answer = [&]() -> Status {
+    auto stmt = db.cached(
+        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at_ms) "
+        "VALUES (?, ?, ?, ?, ?)");
+    if (!stmt) return unexpected(std::move(stmt).error());
+    (*stmt)
+        ->bind_text(1, idempotency_key)
+        .bind_text(2, fingerprint)
+        .bind_int64(3, res.answer.status)
+        .bind_text(4, res.answer.body.dump())
+        .bind_int64(5, now_ms);
+    return (*stmt)->run();
+  };
+
+  // Take the stock first: the one statement that decides who gets the last unit.
+  auto take = db.cached(
+      "UPDATE products SET stock = stock - ?1 WHERE id = ?2 AND active = 1 AND deleted = 0 "
+      "AND stock >= ?1 RETURNING stock, price_minor, currency, low_stock_threshold");
+  if (!take) return unexpected(std::move(take).error());
+  (*take)->bind_int64(1, request.quantity).bind_text(2, request.product_id);
+  auto step = (*take)->step();
+  if (!step) return unexpected(std::move(step).error().with_context("take stock"));
+  if (*step == storage::Statement::Step::kDone) {
+    auto p = find_product(db, request.product_id);
+    if (!p) return unexpected(std::move(p).error());
+    if (!p->has_value() || !(*p)->active) {
+      res.answer.status = 404;
+      res.answer.body =
+          problem_body(404, "product-not-found", "Product not found", "no such product on sale");
+      res.answer.outcome = "not_found";
+    } else if ((*p)->stock == 0) {
+      res.answer.status = 409;
+      res.answer.body = problem_body(409, "sold-out", "Sold out", "no units left");
+      res.answer.outcome = "sold_out";
+    } else {
+      res.answer.status = 409;
+      res.answer.body =
+          problem_body(409, "insufficient-stock", "Insufficient stock",
+                       fmt::format("{} asked, {} left", request.quantity, (*p)->stock));
+      res.answer.body["available"] = (*p)->stock;
+      res.answer.outcome = "insufficient_stock";
+    }
+    HAWKER_TRY_STATUS(store_answer(), "store answer");
+    return res;
+  }
+  int64_t after = (*take)->column_int64(0);
+  Order o;
+  o.unit_price_minor = (*take)->column_int64(1);
+  o.currency = std::string((*take)->column_text(2));
+  int64_t threshold = (*take)->column_int64(3);
+  (*take)->reset();
+
+  auto id = random_token("ord_", 12);
+  auto token = random_token("otk_", 24);
+  if (!id || !token) return unexpected(ErrorCode::kInternal, "no randomness");
+  o.id = id->reveal();
+  o.token = token->reveal();
+  o.product_id = request.product_id;
+  o.quantity = request.quantity;
+  o.amount_minor = o.unit_price_minor * o.quantity;
+  o.email = request.email;
+  o.name = request.name;
+  o.shipping_address = request.shipping_address;
+  o.status = OrderStatus::kReserved;
+  o.created_at_ms = now_ms;
+  o.updated_at_ms = now_ms;
+  o.expires_at_ms = now_ms + window_ms;
+
+  auto ins = db.cached(
+      "INSERT INTO orders (id, token, product_id, quantity, unit_price_minor, amount_minor, "
+      "currency, email, name, shipping_address, status, created_at_ms, expires_at_ms, "
+      "updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)");
+  if (!ins) return unexpected(std::move(ins).error());
+  (*ins)
+      ->bind_text(1, o.id)
+      .bind_text(2, o.token)
+      .bind_text(3, o.product_id)
+      .bind_int64(4, o.quantity)
+      .bind_int64(5, o.unit_price_minor)
+      .bind_int64(6, o.amount_minor)
+      .bind_text(7, o.currency)
+      .bind_text(8, o.email)
+      .bind_text(9, o.name)
+      .bind_text(10, o.shipping_address.dump())
+      .bind_int64(11, now_ms)
+      .bind_int64(12, o.expires_at_ms)
+      .bind_int64(13, now_ms);
+  HAWKER_TRY_STATUS((*ins)->run(), "insert order");
+  HAWKER_TRY_STATUS(record_movement(db, o.product_id, MovementKind::kReservation, -o.quantity,
+                                    "reserved", o.id, now_ms),
+                    "reservation movement");
+  HAWKER_TRY_STATUS(push_event(db, event_type::kOrderCreated, event_data(o), now_ms, res.events),
+                    "order.created");
+  HAWKER_TRY_STATUS(append_stock_events(db, o.product_id, after + o.quantity, after, threshold,
+                                        now_ms, res.events),
+                    "stock events");
+  res.answer.status = 201;
+  res.answer.body = to_json(o, true);
+  res.answer.body["payment_url"] = payment_url(o);
+  res.answer.outcome = "reserved";
+  HAWKER_TRY_STATUS(store_answer(), "store answer");
+  res.order = std::move(o);
+  return res;
+}
+
+Result<std::optional<Order>> find_order_by_token(storage::Database& db, std::string_view token) {
+  return find_order(db, "token", token);
+}
+
+Result<std::optional<Order>> find_order_by_id(storage::Database& db, std::string_view id) {
+  return find_order(db, "id", id);
+}
+
+Result<std::vector<Order>> list_orders(storage::Database& db, const OrderFilter& f) {
+  std::string sql = fmt::format("SELECT {} FROM orders WHERE 1", kOrderColumns);
+  if (f.status) sql += " AND status = :status";
+  if (f.product_id) sql += " AND product_id = :product";
+  if (f.created_from_ms) sql += " AND created_at_ms >= :from";
+  if (f.created_to_ms) sql += " AND created_at_ms < :to";
+  sql += " ORDER BY created_at_ms DESC, id LIMIT :limit";
+  auto stmt = db.prepare(sql);
+  if (!stmt) return unexpected(std::move(stmt).error());
+  if (f.status) stmt->bind_text(":status", to_string(*f.status));
+  if (f.product_id) stmt->bind_text(":product", *f.product_id);
+  if (f.created_from_ms) stmt->bind_int64(":from", *f.created_from_ms);
+  if (f.created_to_ms) stmt->bind_int64(":to", *f.created_to_ms);
+  stmt->bind_int64(":limit", f.limit);
+  std::vector<Order> out;
+  while (true) {
+    auto step = stmt->step();
+    if (!step) return unexpected(std::move(step).error());
+    if (*step == storage::Statement::Step::kDone) break;
+    out.push_back(read_order(*stmt));
+  }
+  return out;
+}
+
+Result<std::optional<int64_t>> next_expiry(storage::Database& db) {
+  auto stmt = db.cached("SELECT min(expires_at_ms) FROM orders WHERE status = 'reserved'");
+  if (!stmt) return unexpected(std::move(stmt).error());
+  auto step = (*stmt)->step();
+  if (!step) return unexpected(std::move(step).error());
+  std::optional<int64_t> next;
+  if (!(*stmt)->column_is_null(0)) next = (*stmt)->column_int64(0);
+  (*stmt)->reset();
+  return next;
+}
+
+Result<ExpirySweep> expire_overdue(storage::Database& db, int64_t now_ms, size_t limit) {
+  ExpirySweep sweep;
+  std::vector<std::string> ids;
+  {
+    auto stmt = db.cached(
+        "SELECT id FROM orders WHERE status = 'reserved' AND expires_at_ms <= ? "
+        "ORDER BY expires_at_ms LIMIT ?");
+    if (!stmt) return unexpected(std::move(stmt).error());
+    (*stmt)->bind_int64(1, now_ms).bind_int64(2, static_cast<int64_t>(limit));
+    while (true) {
+      auto step = (*stmt)->step();
+      if (!step) return unexpected(std::move(step).error());
+      if (*step == storage::Statement::Step::kDone) break;
+      ids.emplace_back((*stmt)->column_text(0));
+    }
+  }
+  for (const auto& id : ids) {
+    auto found = find_order(db, "id", id);
+    if (!found) return unexpected(std::move(found).error());
+    if (!found->has_value()) continue;
+    Order o = std::move(**found);
+    HAWKER_TRY_STATUS(transition(db, o, OrderTrigger::kExpire, false, now_ms, sweep.events),
+                      "expire " + id);
+    ++sweep.expired;
+  }
+  auto prune = db.cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?");
+  if (!prune) return unexpected(std::move(prune).error());
+  (*prune)->bind_int64(1, now_ms - kIdempotencyRetentionMs);
+  HAWKER_TRY_STATUS((*prune)->run(), "prune idempotency keys");
+  auto next = next_expiry(db);
+  if (!next) return unexpected(std::move(next).error());
+  sweep.next_expiry_ms = *next;
+  return sweep;
+}
+
+Result<OrderChange> apply_trigger(storage::Database& db, OrderKey key, std::string_view value,
+                                  OrderTrigger trigger, bool restock, int64_t now_ms) {
+  auto found = find_by(db, key, value);
+  if (!found) return unexpected(std::move(found).error());
+  if (!found->has_value()) return unexpected(ErrorCode::kNotFound, "no such order");
+  OrderChange change{std::move(**found), {}};
+  // A reservation past its window is expired first, whatever the timer has done so far, so a
+  // buyer can never act on a reservation that no longer holds.
+  if (change.order.status == OrderStatus::kReserved && change.order.expires_at_ms <= now_ms) {
+    HAWKER_TRY_STATUS(
+        transition(db, change.order, OrderTrigger::kExpire, false, now_ms, change.events),
+        "expire");
+  }
+  HAWKER_TRY_STATUS(transition(db, change.order, trigger, restock, now_ms, change.events),
+                    to_string(trigger));
+  return change;
+}
+
+Result<PaymentResult> apply_payment(storage::Database& db, OrderKey key, std::string_view value,
+                                    const PaymentConfirmation& payment, int64_t now_ms) {
+  auto found = find_by(db, key, value);
+  if (!found) return unexpected(std::move(found).error());
+  if (!found->has_value()) return unexpected(ErrorCode::kNotFound, "no such order");
+  PaymentResult result{OrderChange{std::move(**found), {}}, false};
+  Order& o = result.change.order;
+  {
+    auto seen = db.cached("SELECT order_id FROM payments WHERE provider = ? AND payment_ref = ?");
+    if (!seen) return unexpected(std::move(seen).error());
+    (*seen)->bind_text(1, payment.provider).bind_text(2, payment.payment_ref);
+    auto step = (*seen)->step();
+    if (!step) return unexpected(std::move(step).error());
+    if (*step == storage::Statement::Step::kRow) {
+      bool same_order = (*seen)->column_text(0) == o.id;
+      (*seen)->reset();
+      if (!same_order) {
+        return unexpected(ErrorCode::kConflict, "payment reference belongs to another order");
+      }
+      result.duplicate = true;
+      return result;
+    }
+  }
+  if (payment.amount_minor != o.amount_minor || payment.currency != o.currency) {
+    return unexpected(
+        ErrorCode::kInvalidArgument,
+        fmt::format("payment of {} {} does not match the order's {} {}", payment.amount_minor,
+                    payment.currency, o.amount_minor, o.currency));
+  }
+  auto& events = result.change.events;
+  if (o.status == OrderStatus::kReserved && o.expires_at_ms <= now_ms) {
+    HAWKER_TRY_STATUS(transition(db, o, OrderTrigger::kExpire, false, now_ms, events), "expire");
+  }
+  if (o.status == OrderStatus::kReserved) {
+    HAWKER_TRY_STATUS(transition(db, o, OrderTrigger::kPay, false, now_ms, events), "pay");
+  } else if (o.status == OrderStatus::kExpired || o.status == OrderStatus::kCancelled) {
+    bool taken = false;
+    HAWKER_TRY_STATUS(shift_stock(db, o, -o.quantity, MovementKind::kReservation, "late payment",
+                                  now_ms, events, &taken),
+                      "re-reserve");
+    HAWKER_TRY_STATUS(
+        transition(db, o, taken ? OrderTrigger::kLatePayRestored : OrderTrigger::kLatePayNoStock,
+                   false, now_ms, events),
+        "late payment");
+  } else {
+    return unexpected(ErrorCode::kConflict,
+                      fmt::format("order is already {}", to_string(o.status)));
+  }
+  auto rec = db.cached(
+      "INSERT INTO payments (provider, payment_ref, order_id, amount_minor, currency, "
+      "created_at_ms) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!rec) return unexpected(std::move(rec).error());
+  (*rec)
+      ->bind_text(1, payment.provider)
+      .bind_text(2, payment.payment_ref)
+      .bind_text(3, o.id)
+      .bind_int64(4, payment.amount_minor)
+      .bind_text(5, payment.currency)
+      .bind_int64(6, now_ms);
+  HAWKER_TRY_STATUS((*rec)->run(), "record payment");
+  auto upd = db.cached("UPDATE orders SET payment_provider = ?, payment_ref = ? WHERE id = ?");
+  if (!upd) return unexpected(std::move(upd).error());
+  (*upd)->bind_text(1, payment.provider).bind_text(2, payment.payment_ref).bind_text(3, o.id);
+  HAWKER_TRY_STATUS((*upd)->run(), "order payment");
+  o.payment_provider = payment.provider;
+  o.payment_ref = payment.payment_ref;
+  return result;
+}
+
+Result<StockLedger> stock_ledger(storage::Database& db, std::string_view product_id) {
+  auto stmt = db.prepare(
+      "SELECT (SELECT stock FROM products WHERE id = ?1), "
+      "(SELECT coalesce(sum(quantity), 0) FROM orders WHERE product_id = ?1 AND status = "
+      "'reserved'), "
+      "(SELECT coalesce(sum(quantity), 0) FROM orders WHERE product_id = ?1 AND status != "
+      "'reserved' AND holds_stock = 1), "
+      "(SELECT coalesce(sum(delta), 0) FROM stock_movements WHERE product_id = ?1), "
+      "(SELECT coalesce(sum(delta), 0) FROM stock_movements WHERE product_id = ?1 AND kind = "
+      "'adjustment')");
+  if (!stmt) return unexpected(std::move(stmt).error());
+  stmt->bind_text(1, product_id);
+  auto step = stmt->step();
+  if (!step) return unexpected(std::move(step).error());
+  if (stmt->column_is_null(0)) return unexpected(ErrorCode::kNotFound, "no such product");
+  return StockLedger{stmt->column_int64(0), stmt->column_int64(1), stmt->column_int64(2),
+                     stmt->column_int64(3), stmt->column_int64(4)};
+}
+
+}  // namespace hawker::commerce

@@ -1,0 +1,298 @@
+#include "commerce/orders.h"
+
+#include <doctest/doctest.h>
+
+#include "commerce/catalogue.h"
+
+using namespace hawker;
+using namespace hawker::commerce;
+
+namespace {
+
+storage::Database shop_db() {
+  auto db = storage::Database::open({.path = ":memory:", .wal = false});
+  REQUIRE(db);
+  storage::Schema schema;
+  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
+  REQUIRE(storage::apply_migrations(*db, schema));
+  return std::move(*db);
+}
+
+Product make_product(storage::Database& db, int64_t stock, int64_t threshold = 10) {
+  ProductFields f;
+  f.title = "Mug";
+  f.price_minor = 1500;
+  f.currency = "EUR";
+  f.stock = stock;
+  f.low_stock_threshold = threshold;
+  std::vector<Event> events;
+  auto p = create_product(db, f, 1000, events);
+  REQUIRE(p);
+  return *p;
+}
+
+OrderRequest request_for(const Product& p, int64_t quantity = 1) {
+  OrderRequest r;
+  r.product_id = p.id;
+  r.quantity = quantity;
+  r.email = "ann@example.com";
+  r.name = "Ann";
+  r.shipping_address = "1 Main St";
+  return r;
+}
+
+const PaymentUrlFn kUrl = [](const Order& o) { return "http://shop/pay/" + o.token; };
+
+void check_invariant(storage::Database& db, const Product& p) {
+  auto l = stock_ledger(db, p.id);
+  REQUIRE(l);
+  CHECK(l->stock == l->movements);
+  CHECK(l->stock + l->reserved + l->sold == l->stocked);
+}
+
+std::vector<std::string> types(const std::vector<Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.type);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the transition table allows exactly the documented moves") {
+  using S = OrderStatus;
+  using T = OrderTrigger;
+  CHECK(next_status(S::kReserved, T::kPay) == S::kPaid);
+  CHECK(next_status(S::kReserved, T::kExpire) == S::kExpired);
+  CHECK(next_status(S::kReserved, T::kCancel) == S::kCancelled);
+  CHECK(next_status(S::kPaid, T::kShip) == S::kShipped);
+  CHECK(next_status(S::kShipped, T::kRefund) == S::kRefunded);
+  CHECK(next_status(S::kExpired, T::kLatePayRestored) == S::kPaid);
+  CHECK(next_status(S::kExpired, T::kLatePayNoStock) == S::kNeedsRefund);
+  CHECK(next_status(S::kNeedsRefund, T::kRefund) == S::kRefunded);
+  CHECK_FALSE(next_status(S::kPaid, T::kCancel));
+  CHECK_FALSE(next_status(S::kPaid, T::kExpire));
+  CHECK_FALSE(next_status(S::kReserved, T::kShip));
+  CHECK_FALSE(next_status(S::kReserved, T::kRefund));
+  CHECK_FALSE(next_status(S::kExpired, T::kPay));
+  CHECK_FALSE(next_status(S::kRefunded, T::kRefund));
+  CHECK_FALSE(next_status(S::kShipped, T::kShip));
+  // Terminal states accept nothing but what the table names.
+  for (auto t : {T::kPay, T::kExpire, T::kCancel, T::kShip, T::kRefund}) {
+    CHECK_FALSE(next_status(S::kRefunded, t));
+  }
+}
+
+TEST_CASE("a reservation takes stock, and the first answer is replayed for the same key") {
+  auto db = shop_db();
+  Product p = make_product(db, 3, 2);
+  auto first = reserve_order(db, "key-1", request_for(p, 2), 2000, 60'000, kUrl);
+  REQUIRE(first);
+  CHECK(first->answer.status == 201);
+  CHECK(first->answer.body["status"] == "reserved");
+  CHECK(first->answer.body["token"].get<std::string>().rfind("otk_", 0) == 0);
+  CHECK(first->answer.body["payment_url"].get<std::string>().find("http://shop/pay/otk_") == 0);
+  CHECK(types(first->events) ==
+        std::vector<std::string>{"order.created", "stock.changed", "stock.low"});
+  auto again = reserve_order(db, "key-1", request_for(p, 2), 2500, 60'000, kUrl);
+  REQUIRE(again);
+  CHECK(again->answer.replayed);
+  CHECK(again->answer.body == first->answer.body);
+  CHECK(again->events.empty());
+  CHECK((*find_product(db, p.id))->stock == 1);
+
+  auto other = reserve_order(db, "key-1", request_for(p, 1), 2600, 60'000, kUrl);
+  REQUIRE(other);
+  CHECK(other->answer.status == 422);
+  CHECK(other->answer.body["type"] == "/problems/idempotency-key-reused");
+  check_invariant(db, p);
+}
+
+TEST_CASE("too little stock is a stored 409 and never oversells") {
+  auto db = shop_db();
+  Product p = make_product(db, 2);
+  auto big = reserve_order(db, "k1", request_for(p, 3), 2000, 60'000, kUrl);
+  REQUIRE(big);
+  CHECK(big->answer.status == 409);
+  CHECK(big->answer.body["type"] == "/problems/insufficient-stock");
+  CHECK(big->answer.body["available"] == 2);
+  REQUIRE(reserve_order(db, "k2", request_for(p, 2), 2000, 60'000, kUrl)->answer.status == 201);
+  auto late = reserve_order(db, "k3", request_for(p, 1), 2000, 60'000, kUrl);
+  CHECK(late->answer.status == 409);
+  CHECK(late->answer.body["type"] == "/problems/sold-out");
+  // The refusal is the key's answer: a retry replays it even after stock comes back.
+  REQUIRE(apply_trigger(db, OrderKey::kId, (*list_orders(db, {}))[0].id, OrderTrigger::kCancel,
+                        false, 3000));
+  auto retry = reserve_order(db, "k3", request_for(p, 1), 3100, 60'000, kUrl);
+  CHECK(retry->answer.replayed);
+  CHECK(retry->answer.status == 409);
+  check_invariant(db, p);
+}
+
+TEST_CASE("expiry returns stock exactly once") {
+  auto db = shop_db();
+  Product p = make_product(db, 5);
+  auto r = reserve_order(db, "k", request_for(p, 2), 1000, 10'000, kUrl);
+  REQUIRE(r->order);
+  auto early = expire_overdue(db, 5000, 100);
+  REQUIRE(early);
+  CHECK(early->expired == 0);
+  CHECK(early->next_expiry_ms == 11'000);
+  auto sweep = expire_overdue(db, 11'000, 100);
+  REQUIRE(sweep);
+  CHECK(sweep->expired == 1);
+  CHECK_FALSE(sweep->next_expiry_ms);
+  CHECK(types(sweep->events) == std::vector<std::string>{"stock.changed", "order.expired"});
+  auto again = expire_overdue(db, 12'000, 100);
+  CHECK(again->expired == 0);
+  CHECK((*find_product(db, p.id))->stock == 5);
+  // Cancelling an expired order is refused; the stock stays where it is.
+  auto cancel =
+      apply_trigger(db, OrderKey::kToken, r->order->token, OrderTrigger::kCancel, false, 13'000);
+  CHECK_FALSE(cancel);
+  CHECK(cancel.error().code == ErrorCode::kConflict);
+  CHECK((*find_product(db, p.id))->stock == 5);
+  check_invariant(db, p);
+}
+
+TEST_CASE("payments: in the window, duplicates, late with and without stock") {
+  auto db = shop_db();
+  Product p = make_product(db, 1);
+  auto r = reserve_order(db, "k", request_for(p), 1000, 10'000, kUrl);
+  Order o = *r->order;
+  PaymentConfirmation pay{"hosted", "pay_1", 1500, "EUR"};
+  auto wrong = apply_payment(db, OrderKey::kId, o.id, {"hosted", "pay_x", 1400, "EUR"}, 2000);
+  CHECK_FALSE(wrong);
+  auto paid = apply_payment(db, OrderKey::kId, o.id, pay, 2000);
+  REQUIRE(paid);
+  CHECK(paid->change.order.status == OrderStatus::kPaid);
+  CHECK(types(paid->change.events) == std::vector<std::string>{"order.paid"});
+  auto dup = apply_payment(db, OrderKey::kId, o.id, pay, 2100);
+  REQUIRE(dup);
+  CHECK(dup->duplicate);
+  CHECK(dup->change.events.empty());
+  check_invariant(db, p);
+
+  // A late payment re-reserves when the unit is still there...
+  auto shipped = apply_trigger(db, OrderKey::kId, o.id, OrderTrigger::kRefund, true, 2200);
+  REQUIRE(shipped);
+  CHECK((*find_product(db, p.id))->stock == 1);
+  auto r2 = reserve_order(db, "k2", request_for(p), 3000, 10'000, kUrl);
+  REQUIRE(expire_overdue(db, 20'000, 10)->expired == 1);
+  auto late =
+      apply_payment(db, OrderKey::kId, r2->order->id, {"hosted", "pay_2", 1500, "EUR"}, 21'000);
+  REQUIRE(late);
+  CHECK(late->change.order.status == OrderStatus::kPaid);
+  CHECK((*find_product(db, p.id))->stock == 0);
+  check_invariant(db, p);
+  // A second, different payment for a paid order is refused, not applied.
+  auto second =
+      apply_payment(db, OrderKey::kId, r2->order->id, {"hosted", "pay_3", 1500, "EUR"}, 21'500);
+  CHECK_FALSE(second);
+  CHECK(second.error().code == ErrorCode::kConflict);
+}
+
+TEST_CASE("a late payment with nothing left flags the order for refund") {
+  auto db = shop_db();
+  Product p = make_product(db, 1);
+  auto a = reserve_order(db, "a", request_for(p), 1000, 10'000, kUrl);
+  REQUIRE(expire_overdue(db, 11'000, 10)->expired == 1);
+  auto b = reserve_order(db, "b", request_for(p), 12'000, 10'000, kUrl);
+  REQUIRE(b->answer.status == 201);
+  auto late =
+      apply_payment(db, OrderKey::kId, a->order->id, {"hosted", "pay_a", 1500, "EUR"}, 13'000);
+  REQUIRE(late);
+  CHECK(late->change.order.status == OrderStatus::kNeedsRefund);
+  CHECK(types(late->change.events) == std::vector<std::string>{"order.needs_refund"});
+  check_invariant(db, p);
+  REQUIRE(apply_trigger(db, OrderKey::kId, a->order->id, OrderTrigger::kRefund, false, 14'000));
+  check_invariant(db, p);
+}
+
+TEST_CASE("stock equals the sum of its movements through every kind of change") {
+  auto db = shop_db();
+  Product p = make_product(db, 20, 5);
+  std::vector<Event> events;
+  ProductFields set;
+  set.stock = 12;
+  set.stock_reason = "counted";
+  REQUIRE(update_product(db, p.id, set, 1500, events));
+  CHECK(types(events) == std::vector<std::string>{"stock.changed"});
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 6; ++i) {
+    auto r = reserve_order(db, "k" + std::to_string(i), request_for(p, 2), 2000 + i, 1000, kUrl);
+    REQUIRE(r->answer.status == 201);
+    tokens.push_back(r->order->token);
+  }
+  CHECK((*find_product(db, p.id))->stock == 0);
+  REQUIRE(apply_payment(db, OrderKey::kToken, tokens[0], {"test", "t0", 3000, "EUR"}, 2100));
+  REQUIRE(apply_trigger(db, OrderKey::kToken, tokens[0], OrderTrigger::kShip, false, 2200));
+  REQUIRE(apply_trigger(db, OrderKey::kToken, tokens[1], OrderTrigger::kCancel, false, 2200));
+  REQUIRE(apply_payment(db, OrderKey::kToken, tokens[2], {"test", "t2", 3000, "EUR"}, 2300));
+  REQUIRE(apply_trigger(db, OrderKey::kToken, tokens[2], OrderTrigger::kRefund, true, 2400));
+  REQUIRE(apply_payment(db, OrderKey::kToken, tokens[3], {"test", "t3", 3000, "EUR"}, 2300));
+  REQUIRE(apply_trigger(db, OrderKey::kToken, tokens[3], OrderTrigger::kRefund, false, 2400));
+  REQUIRE(expire_overdue(db, 10'000, 100));
+  auto l = stock_ledger(db, p.id);
+  REQUIRE(l);
+  CHECK(l->stock == l->movements);
+  CHECK(l->sold == 4);  // shipped t0, refunded t3 without restock
+  CHECK(l->reserved == 0);
+  CHECK(l->stocked == 12);
+  CHECK(l->stock == 8);
+  CHECK(*movement_sum(db, p.id) == 8);
+}
+
+TEST_CASE("order requests name the bad field") {
+  OrderRequest r;
+  auto err = [&](nlohmann::json body) {
+    auto e = parse_order_request(body, r);
+    return e ? e->field : std::string();
+  };
+  nlohmann::json ok = {{"product_id", "prod_1"},
+                       {"quantity", 2},
+                       {"email", "a@b.co"},
+                       {"name", "A"},
+                       {"shipping_address", {{"line1", "x"}}}};
+  CHECK(err(ok).empty());
+  auto with = [&](const char* k, nlohmann::json v) {
+    auto b = ok;
+    b[k] = v;
+    return err(b);
+  };
+  CHECK(with("quantity", 0) == "quantity");
+  CHECK(with("quantity", "2") == "quantity");
+  CHECK(with("email", "nope") == "email");
+  CHECK(with("name", "") == "name");
+  CHECK(with("shipping_address", 5) == "shipping_address");
+  CHECK(with("surprise", 1) == "surprise");
+  auto b = ok;
+  b.erase("product_id");
+  CHECK(err(b) == "product_id");
+  // Same meaning, same fingerprint; any change, another.
+  OrderRequest x;
+  REQUIRE_FALSE(parse_order_request(ok, x));
+  OrderRequest y = x;
+  CHECK(request_fingerprint(x) == request_fingerprint(y));
+  y.quantity = 3;
+  CHECK(request_fingerprint(x) != request_fingerprint(y));
+}
+
+TEST_CASE("products validate their fields and sniff images") {
+  ProductFields f;
+  auto field = [&](nlohmann::json body, bool creating = true) {
+    ProductFields out;
+    auto e = parse_product_fields(body, creating, out);
+    return e ? e->field : std::string();
+  };
+  CHECK(field({{"title", "T"}, {"price_minor", 100}, {"currency", "EUR"}}).empty());
+  CHECK(field({{"title", "T"}, {"price_minor", 100}, {"currency", "eur"}}) == "currency");
+  CHECK(field({{"title", "T"}, {"price_minor", -1}, {"currency", "EUR"}}) == "price_minor");
+  CHECK(field({{"title", "T"}, {"currency", "EUR"}}) == "price_minor");
+  CHECK(field({{"stock", -2}}, false) == "stock");
+  CHECK(field({{"active", "yes"}}, false) == "active");
+  CHECK(field({{"stock", 5}}, false).empty());
+  CHECK(sniff_image_type(std::string("\xFF\xD8\xFF\xE0", 4)) == "image/jpeg");
+  CHECK(sniff_image_type(std::string("\x89PNG\r\n\x1a\n....", 12)) == "image/png");
+  CHECK(sniff_image_type(std::string("RIFF\x10\0\0\0WEBPVP8 ", 16)) == "image/webp");
+  CHECK(sniff_image_type("<svg onload=alert(1)>") == "");
+}
