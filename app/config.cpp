@@ -173,6 +173,15 @@ std::vector<ConfigKey> build_keys() {
       string_key("storage.synchronous", "normal, full or extra",
                  "SQLite synchronous mode (full: an acknowledged write survives power loss)",
                  &Config::storage_synchronous, {"normal", "full", "extra"}));
+  keys.push_back(int_key("hls.part-target", "a duration from 100ms to 2s (e.g. 334ms)",
+                         "LL-HLS part target (PART-TARGET); under hls.segment-target",
+                         &Config::hls_part_target_ms, parse_duration_ms, 100, 2000, print_ms));
+  keys.push_back(int_key("hls.segment-target", "a duration from 500ms to 10s (e.g. 1s)",
+                         "a segment closes at the first keyframe after this long",
+                         &Config::hls_segment_target_ms, parse_duration_ms, 500, 10'000, print_ms));
+  keys.push_back(int_key("hls.max-segment", "a duration from 1s to 30s (e.g. 4s)",
+                         "segments are cut without a keyframe at this length (TARGETDURATION)",
+                         &Config::hls_max_segment_ms, parse_duration_ms, 1000, 30'000, print_ms));
   keys.push_back(int_key("shutdown.deadline", "a duration from 0ms to 10m (e.g. 10s)",
                          "how long in-flight requests may take to finish at shutdown",
                          &Config::shutdown_deadline_ms, parse_duration_ms, 0, 600'000, print_ms));
@@ -208,7 +217,71 @@ std::string normalise_key(std::string key) {
   return key;
 }
 
+constexpr std::string_view kHlsChannels = "hls.channels.";
+
+/// `hls.channels.NAME.KEY = VALUE` from the TOML file: one channel's own targets.
+Status set_channel_hls(Config& config, const std::string& key, const std::string& value) {
+  std::string rest = key.substr(kHlsChannels.size());
+  size_t dot = rest.rfind('.');
+  if (dot == std::string::npos || dot == 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 fmt::format("unknown key \"{}\": expected [hls.channels.NAME] with part-target, "
+                             "segment-target or max-segment",
+                             key)};
+  }
+  const std::string channel = rest.substr(0, dot);
+  const std::string field = normalise_key(rest.substr(dot + 1));
+  const char* server_key = field == "part-target"      ? "hls.part-target"
+                           : field == "segment-target" ? "hls.segment-target"
+                           : field == "max-segment"    ? "hls.max-segment"
+                                                       : nullptr;
+  if (server_key == nullptr) {
+    return Error{ErrorCode::kInvalidArgument,
+                 fmt::format("unknown key \"{}\": a channel sets part-target, segment-target or "
+                             "max-segment",
+                             key)};
+  }
+  // Parsed and bounded exactly as the server-wide key is.
+  Config scratch;
+  for (const auto& k : config_keys()) {
+    if (k.key == server_key) {
+      auto set = k.set(scratch, value);
+      if (!set) {
+        return Error{ErrorCode::kInvalidArgument,
+                     fmt::format("{} (in {})", set.error().message, key)};
+      }
+    }
+  }
+  HlsTargets& targets = config.hls_channels[channel];
+  if (field == "part-target") targets.part_target_ms = scratch.hls_part_target_ms;
+  if (field == "segment-target") targets.segment_target_ms = scratch.hls_segment_target_ms;
+  if (field == "max-segment") targets.max_segment_ms = scratch.hls_max_segment_ms;
+  return ok_status();
+}
+
+Status validate_hls_targets(const HlsTargets& t, std::string_view where) {
+  if (t.part_target_ms >= t.segment_target_ms || t.segment_target_ms > t.max_segment_ms) {
+    return Error{
+        ErrorCode::kInvalidArgument,
+        fmt::format("{}: need part-target < segment-target <= max-segment (got {}, {}, {})", where,
+                    print_ms(t.part_target_ms), print_ms(t.segment_target_ms),
+                    print_ms(t.max_segment_ms))};
+  }
+  return ok_status();
+}
+
 }  // namespace
+
+HlsTargets Config::hls_targets(const std::string& channel) const {
+  HlsTargets t{hls_part_target_ms, hls_segment_target_ms, hls_max_segment_ms};
+  auto it = hls_channels.find(channel);
+  if (it != hls_channels.end()) {
+    if (it->second.part_target_ms > 0) t.part_target_ms = it->second.part_target_ms;
+    if (it->second.segment_target_ms > 0) t.segment_target_ms = it->second.segment_target_ms;
+    if (it->second.max_segment_ms > 0) t.max_segment_ms = it->second.max_segment_ms;
+  }
+  return t;
+}
 
 std::string HostPort::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
@@ -335,6 +408,11 @@ Result<Config> load_config(const std::map<std::string, std::string>& flags,
     std::vector<std::pair<std::string, std::string>> entries;
     flatten(table, "", entries);
     for (const auto& [key, value] : entries) {
+      if (key.rfind(kHlsChannels, 0) == 0) {
+        HAWKER_TRY_STATUS(set_channel_hls(config, key, value),
+                          fmt::format("config file {}", config_file));
+        continue;
+      }
       const ConfigKey* ck = find_key(key);
       if (ck == nullptr) {
         return unexpected(ErrorCode::kInvalidArgument,
@@ -357,6 +435,12 @@ Result<Config> load_config(const std::map<std::string, std::string>& flags,
       return unexpected(ErrorCode::kInvalidArgument, fmt::format("unknown flag --{}", name));
     }
     HAWKER_TRY_STATUS(ck->set(config, value), fmt::format("flag --{}", name));
+  }
+  HAWKER_TRY_STATUS(validate_hls_targets(config.hls_targets(""), "hls"), "configuration");
+  for (const auto& [channel, targets] : config.hls_channels) {
+    HAWKER_TRY_STATUS(validate_hls_targets(config.hls_targets(channel),
+                                           fmt::format("[hls.channels.{}]", channel)),
+                      "configuration");
   }
   return config;
 }
@@ -381,6 +465,18 @@ std::string render_config(const Config& config) {
   }
   std::string out = top;
   for (const auto& s : order) out += fmt::format("\n[{}]\n{}", s, sections[s]);
+  for (const auto& [channel, t] : config.hls_channels) {
+    out += fmt::format("\n[hls.channels.{}]\n", channel);
+    if (t.part_target_ms > 0) {
+      out += fmt::format("part-target = \"{}\"\n", print_ms(t.part_target_ms));
+    }
+    if (t.segment_target_ms > 0) {
+      out += fmt::format("segment-target = \"{}\"\n", print_ms(t.segment_target_ms));
+    }
+    if (t.max_segment_ms > 0) {
+      out += fmt::format("max-segment = \"{}\"\n", print_ms(t.max_segment_ms));
+    }
+  }
   return out;
 }
 

@@ -23,6 +23,14 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 /// Parses a size: "64KiB", "1MiB", "512" (bytes).
 Result<int64_t> parse_size_bytes(std::string_view text);
 
+/// LL-HLS part and segment targets (see docs/llhls.md). In Config::hls_channels, 0 means the
+/// server's value.
+struct HlsTargets {
+  int64_t part_target_ms = 0;
+  int64_t segment_target_ms = 0;
+  int64_t max_segment_ms = 0;
+};
+
 /// The effective configuration. Defaults are the embedded ones `scripts/run` starts with.
 struct Config {
   std::string data_dir = "./hawker-data";
@@ -54,8 +62,17 @@ struct Config {
   // Storage.
   std::string storage_synchronous = "full";
 
+  // LL-HLS.
+  int64_t hls_part_target_ms = 334;
+  int64_t hls_segment_target_ms = 1000;
+  int64_t hls_max_segment_ms = 4000;
+  /// Per-channel targets, from `[hls.channels.NAME]` tables in the TOML file only.
+  std::map<std::string, HlsTargets> hls_channels;
+
   int64_t shutdown_deadline_ms = 10'000;
 
+  /// The targets a channel gets: its own where set, else the server's ("": the server's).
+  HlsTargets hls_targets(const std::string& channel) const;
   /// The URL playback and dashboard links are built on.
   std::string effective_public_url() const;
   /// The RTMP server URL a streamer puts in OBS ("rtmp://host:1935/live").

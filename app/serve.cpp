@@ -16,7 +16,9 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "http/static_files.h"
+#include "media/hls/service.h"
 #include "media/rtmp/server.h"
+#include "media/workers.h"
 #include "storage/store.h"
 
 namespace hawker::app {
@@ -71,6 +73,7 @@ class Application {
   explicit Application(const Config& config)
       : config_(config),
         store_(loop_, store_options(config)),
+        hls_(loop_, workers_, metrics_, hls_options(config)),
         http_(loop_, router_, http_limits(config), metrics_, cors_policy(config)),
         ingest_(loop_, store_, metrics_,
                 IngestOptions{.reconnect_grace_ms = config.rtmp_reconnect_grace_ms}),
@@ -88,6 +91,7 @@ class Application {
           fmt::format("listen on {} (http.listen)", config_.http_listen.to_string())));
     }
     http_address_ = app::HostPort{config_.http_listen.host, *http_port}.to_string();
+    ingest_.set_sink(&hls_);
     ingest_.attach(rtmp_);
     auto rtmp_port = rtmp_.listen(config_.rtmp_listen.host, config_.rtmp_listen.port);
     if (!rtmp_port) {
@@ -115,6 +119,22 @@ class Application {
     o.synchronous =
         storage::parse_synchronous(c.storage_synchronous).value_or(storage::Synchronous::kFull);
     o.schema = hawker_schema();
+    return o;
+  }
+
+  static media::hls::HlsServiceOptions hls_options(const Config& c) {
+    media::hls::HlsServiceOptions o;
+    auto packager = [](const HlsTargets& t) {
+      media::hls::PackagerOptions p;
+      p.part_target_ms = t.part_target_ms;
+      p.segment_target_ms = t.segment_target_ms;
+      p.max_segment_ms = t.max_segment_ms;
+      return p;
+    };
+    o.packager = packager(c.hls_targets(""));
+    for (const auto& [channel, targets] : c.hls_channels) {
+      o.channel_packager[channel] = packager(c.hls_targets(channel));
+    }
     return o;
   }
 
@@ -187,6 +207,8 @@ class Application {
                                     ex->respond(streams(req));
                                   }),
                       "route /api/streams");
+    // Before the static catch-all, which would otherwise answer /live/... with 404.
+    HAWKER_TRY_STATUS(hls_.add_routes(router_), "routes /live");
     HAWKER_TRY_STATUS(router_.add("GET", "/{path*}", http::static_handler()), "route static");
     return ok_status();
   }
@@ -239,6 +261,7 @@ class Application {
 
   http::Response render_metrics() {
     ingest_.collect_metrics();
+    hls_.collect_metrics();
     collect_process_metrics(metrics_);
     storage::StoreCounters sc = store_.counters();
     metrics_.counter("hawker_storage_commits_total", "Transactions committed by the storage thread")
@@ -291,6 +314,9 @@ class Application {
     stopping_ = true;
     log::info(kLog, "signal {}: stopping (deadline {} ms)", signum, config_.shutdown_deadline_ms);
     rtmp_.shutdown();
+    // Held playlist requests are answered now, so they do not hold the HTTP drain; the media
+    // workers finish what is queued and are joined.
+    hls_.shutdown();
     http_.shutdown(static_cast<uint64_t>(config_.shutdown_deadline_ms), [this] { shutdown_now(); });
   }
 
@@ -307,6 +333,8 @@ class Application {
   Loop loop_;
   Metrics metrics_;
   storage::Store store_;
+  media::MediaWorkers workers_;
+  media::hls::HlsService hls_;
   http::Router router_;
   http::Server http_;
   Ingest ingest_;
