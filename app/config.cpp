@@ -173,6 +173,45 @@ std::vector<ConfigKey> build_keys() {
       string_key("storage.synchronous", "normal, full or extra",
                  "SQLite synchronous mode (full: an acknowledged write survives power loss)",
                  &Config::storage_synchronous, {"normal", "full", "extra"}));
+  keys.push_back(int_key("storage.max-batch", "a whole number from 1 to 1024",
+                         "most writes committed in one transaction (1: one per write, bench only)",
+                         &Config::storage_max_batch, parse_plain_int, 1, 1024, print_int));
+  keys.push_back(int_key("orders.payment-window", "a duration from 1s to 24h (e.g. 10m)",
+                         "how long a reservation holds its stock for payment",
+                         &Config::orders_payment_window_ms, parse_duration_ms, 1000, 86'400'000,
+                         print_ms));
+  keys.push_back(int_key("orders.low-stock-threshold", "a whole number from 0 to 1000000",
+                         "default stock level below which a product reports stock.low",
+                         &Config::orders_low_stock_threshold, parse_plain_int, 0, 1'000'000,
+                         print_int));
+  keys.push_back(string_key("payments.provider", "test or hosted",
+                            "test: virtual money on hawker's own page; hosted: a checkout URL",
+                            &Config::payments_provider, {"test", "hosted"}));
+  keys.push_back(string_key("payments.hosted-checkout-url", "an https:// URL or empty",
+                            "where buyers are sent to pay when payments.provider = hosted",
+                            &Config::payments_hosted_checkout_url));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+      return bad_value("payments.hosted-checkout-url", v, "an http(s):// URL or empty");
+    }
+    c.payments_hosted_checkout_url = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(string_key("payments.hosted-secret", "a secret of 16+ characters (whsec_... ok)",
+                            "HMAC key the hosted provider signs payment webhooks with",
+                            &Config::payments_hosted_secret));
+  keys.back().secret = true;
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!v.empty() && v.size() < 16) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "payments.hosted-secret: too short: expected a secret of 16+ characters"};
+    }
+    c.payments_hosted_secret = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(string_key("http.secure-cookies", "true or false",
+                            "mark the dashboard session cookie Secure (set when behind TLS)",
+                            &Config::http_secure_cookies, {"true", "false"}));
   keys.push_back(int_key("hls.part-target", "a duration from 100ms to 2s (e.g. 334ms)",
                          "LL-HLS part target (PART-TARGET); under hls.segment-target",
                          &Config::hls_part_target_ms, parse_duration_ms, 100, 2000, print_ms));
@@ -271,6 +310,7 @@ Status validate_hls_targets(const HlsTargets& t, std::string_view where) {
 }
 
 }  // namespace
+
 
 HlsTargets Config::hls_targets(const std::string& channel) const {
   HlsTargets t{hls_part_target_ms, hls_segment_target_ms, hls_max_segment_ms};

@@ -61,6 +61,17 @@ struct Config {
 
   // Storage.
   std::string storage_synchronous = "full";
+  /// Most writes per transaction; 1 turns group commit off (for the orders benchmark).
+  int64_t storage_max_batch = 1024;
+
+  // Shop.
+  int64_t orders_payment_window_ms = 10 * 60 * 1000;
+  int64_t orders_low_stock_threshold = 10;
+  std::string payments_provider = "test";
+  std::string payments_hosted_checkout_url;
+  std::string payments_hosted_secret;
+  /// Marks the dashboard session cookie Secure (also implied by an https public.url).
+  std::string http_secure_cookies = "false";
 
   // LL-HLS.
   int64_t hls_part_target_ms = 334;
@@ -92,6 +103,7 @@ struct ConfigKey {
   std::string env_name() const;
   std::string flag_name() const;
 };
+
 
 /// Every key hawker understands, in the order `hawker config` prints them.
 const std::vector<ConfigKey>& config_keys();

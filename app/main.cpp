@@ -13,6 +13,7 @@ extern "C" {
 #include <libavformat/version.h>
 }
 
+#include "app/admin_command.h"
 #include "app/cli.h"
 #include "app/config.h"
 #include "app/serve.h"
@@ -30,6 +31,7 @@ commands:
   serve            run the server (HTTP, RTMP ingest, storage)
   config           print the effective configuration as TOML (--keys: list every key)
   streamer         add, rotate, revoke or list streamers and their stream keys
+  admin            create the seller's admin account (init) or an API token (token)
   version          print the version and the libraries hawker was built with
   help             show this text
 
@@ -66,7 +68,7 @@ int print_keys() {
 std::map<std::string, std::string> config_flags(const CommandLine& cl) {
   auto flags = cl.flags;
   for (const auto& b : kBooleanFlags) flags.erase(b);
-  for (const auto& own : {"name"}) flags.erase(own);
+  for (const auto& own : {"name", "login", "password", "role"}) flags.erase(own);
   return flags;
 }
 
@@ -101,6 +103,7 @@ int run(int argc, char** argv) {
   }
   if (command == "serve") return serve(*config);
   if (command == "streamer") return streamer_command(*config, *cl);
+  if (command == "admin") return admin_command(*config, *cl);
   fmt::print(stderr, "hawker: unknown command \"{}\"\n\n{}", command, kUsage);
   return 2;
 }

@@ -1,6 +1,9 @@
 #include "app/schema.h"
 
+#include "commerce/catalogue.h"
 #include "commerce/events.h"
+#include "commerce/orders.h"
+#include "commerce/seller_auth.h"
 #include "commerce/streamers.h"
 
 namespace hawker::app {
@@ -9,6 +12,9 @@ storage::Schema hawker_schema() {
   storage::Schema schema;
   schema.add(commerce::streamer_migrations());
   schema.add(commerce::event_migrations());
+  schema.add(commerce::seller_auth_migrations());
+  schema.add(commerce::catalogue_migrations());
+  schema.add(commerce::order_migrations());
   return schema;
 }
 

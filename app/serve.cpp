@@ -9,6 +9,10 @@
 
 #include "app/ingest.h"
 #include "app/schema.h"
+#include "commerce/events.h"
+#include "commerce/payments.h"
+#include "commerce/seller_auth.h"
+#include "commerce/shop_api.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -50,12 +54,6 @@ media::rtmp::RtmpLimits rtmp_limits(const Config& c) {
   return limits;
 }
 
-/// Whether a request comes from this machine ("127.0.0.1:5000", "[::1]:5000").
-bool is_loopback(std::string_view remote) {
-  return remote.rfind("127.", 0) == 0 || remote.rfind("[::1]", 0) == 0 ||
-         remote.rfind("::1", 0) == 0 || remote.rfind("[::ffff:127.", 0) == 0;
-}
-
 http::ServerLimits http_limits(const Config& c) {
   http::ServerLimits limits;
   limits.max_header_bytes = static_cast<size_t>(c.http_max_header_bytes);
@@ -78,11 +76,13 @@ class Application {
         ingest_(loop_, store_, metrics_,
                 IngestOptions{.reconnect_grace_ms = config.rtmp_reconnect_grace_ms}),
         rtmp_(loop_, ingest_, rtmp_limits(config)),
+        seller_auth_(store_, SystemClock::instance(), seller_auth_options(config)),
         start_wall_ms_(SystemClock::instance().wall_ms()) {}
 
   int run() {
     if (auto s = prepare_data_dir(); !s) return fail(s.error());
     if (auto s = store_.open(); !s) return fail(std::move(s).error().with_context("open storage"));
+    if (auto s = start_shop(); !s) return fail(s.error());
     if (auto s = add_routes(); !s) return fail(s.error());
 
     auto http_port = http_.listen(config_.http_listen.host, config_.http_listen.port);
@@ -118,8 +118,44 @@ class Application {
     o.path = (std::filesystem::path(c.data_dir) / "hawker.db").string();
     o.synchronous =
         storage::parse_synchronous(c.storage_synchronous).value_or(storage::Synchronous::kFull);
+    o.max_batch = static_cast<size_t>(c.storage_max_batch);
     o.schema = hawker_schema();
     return o;
+  }
+
+  static commerce::SellerAuthOptions seller_auth_options(const Config& c) {
+    commerce::SellerAuthOptions o;
+    o.secure_cookies =
+        c.http_secure_cookies == "true" || c.effective_public_url().rfind("https://", 0) == 0;
+    return o;
+  }
+
+  /// The shop: payment provider, catalogue and order API, and the expiry of unpaid
+  /// reservations (overdue ones expire now, also those that ran out while hawker was down).
+  Status start_shop() {
+    std::unique_ptr<commerce::PaymentProvider> provider;
+    if (config_.payments_provider == "hosted") {
+      if (config_.payments_hosted_checkout_url.empty() || config_.payments_hosted_secret.empty()) {
+        return unexpected(ErrorCode::kInvalidArgument,
+                          "payments.provider = hosted needs payments.hosted-checkout-url and "
+                          "payments.hosted-secret");
+      }
+      provider = std::make_unique<commerce::HostedPaymentProvider>(
+          config_.payments_hosted_checkout_url, Secret(config_.payments_hosted_secret),
+          config_.effective_public_url());
+    } else {
+      provider = std::make_unique<commerce::TestPaymentProvider>(config_.effective_public_url());
+    }
+    commerce::ShopOptions options;
+    options.payment_window_ms = config_.orders_payment_window_ms;
+    options.default_low_stock_threshold = config_.orders_low_stock_threshold;
+    shop_ = std::make_unique<commerce::ShopApi>(loop_, store_, seller_auth_, event_bus_, metrics_,
+                                                SystemClock::instance(), std::move(provider),
+                                                options);
+    HAWKER_TRY_STATUS(seller_auth_.add_routes(router_), "admin auth routes");
+    HAWKER_TRY_STATUS(shop_->add_routes(router_), "shop routes");
+    shop_->start();
+    return ok_status();
   }
 
   static media::hls::HlsServiceOptions hls_options(const Config& c) {
@@ -204,7 +240,9 @@ class Application {
                       "route /metrics");
     HAWKER_TRY_STATUS(router_.add("GET", "/api/streams",
                                   [this](const http::Request& req, http::ExchangePtr ex) {
-                                    ex->respond(streams(req));
+                                    seller_auth_.require(req, ex, [this, ex](const auto&) {
+                                      ex->respond(streams());
+                                    });
                                   }),
                       "route /api/streams");
     // Before the static catch-all, which would otherwise answer /live/... with 404.
@@ -241,13 +279,9 @@ class Application {
         });
   }
 
-  /// Live streams with their codec facts and measured rates. Until seller accounts exist it
-  /// answers only on this machine: it tells who publishes from where.
-  http::Response streams(const http::Request& req) {
-    if (!is_loopback(req.remote)) {
-      return http::Response::problem(403, "forbidden", "Forbidden",
-                                     "/api/streams answers only on the local interface");
-    }
+  /// Live streams with their codec facts and measured rates; admin only (it tells who
+  /// publishes from where).
+  http::Response streams() {
     nlohmann::json list = nlohmann::json::array();
     for (const auto* s : ingest_.registry().streams()) {
       nlohmann::json j = media::to_json(*s);
@@ -323,6 +357,7 @@ class Application {
   /// Stops what is left once the listeners have drained: storage commits its queue, then every
   /// handle closes so the loop ends.
   void shutdown_now() {
+    if (shop_) shop_->stop();
     store_.close();
     for (auto& s : signals_) uv_signal_stop(s.get());
     signals_.clear();
@@ -339,6 +374,9 @@ class Application {
   http::Server http_;
   Ingest ingest_;
   media::rtmp::RtmpServer rtmp_;
+  commerce::EventBus event_bus_;
+  commerce::SellerAuth seller_auth_;
+  std::unique_ptr<commerce::ShopApi> shop_;
   std::vector<UvPtr<uv_signal_t>> signals_;
   std::string http_address_;
   std::string rtmp_address_;
