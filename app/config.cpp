@@ -212,6 +212,31 @@ std::vector<ConfigKey> build_keys() {
   keys.push_back(string_key("http.secure-cookies", "true or false",
                             "mark the dashboard session cookie Secure (set when behind TLS)",
                             &Config::http_secure_cookies, {"true", "false"}));
+  keys.push_back(string_key("webhooks.allow-private", "true or false",
+                            "let webhooks reach loopback and private addresses (tests only)",
+                            &Config::webhooks_allow_private, {"true", "false"}));
+  keys.push_back(string_key("webhooks.retry-schedule",
+                            "comma-separated durations, 1 to 20, each at most 24h",
+                            "waits before each webhook delivery attempt (about three days)",
+                            &Config::webhooks_retry_schedule));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!parse_retry_schedule(v)) {
+      return bad_value("webhooks.retry-schedule", v,
+                       "comma-separated durations, 1 to 20, each at most 24h");
+    }
+    c.webhooks_retry_schedule = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(int_key("webhooks.poll-interval", "a duration from 100ms to 1m (e.g. 5s)",
+                         "how often the outbox and due deliveries are checked without a wake-up",
+                         &Config::webhooks_poll_interval_ms, parse_duration_ms, 100, 60'000,
+                         print_ms));
+  keys.push_back(int_key("sse.coalesce-interval", "a duration from 0ms to 10s (e.g. 250ms)",
+                         "at most one stock update per product this often on viewers' streams",
+                         &Config::sse_coalesce_ms, parse_duration_ms, 0, 10'000, print_ms));
+  keys.push_back(int_key("sse.keepalive", "a duration from 1s to 5m (e.g. 15s)",
+                         "comment lines sent this often on idle event streams",
+                         &Config::sse_keepalive_ms, parse_duration_ms, 1'000, 300'000, print_ms));
   keys.push_back(int_key("hls.part-target", "a duration from 100ms to 2s (e.g. 334ms)",
                          "LL-HLS part target (PART-TARGET); under hls.segment-target",
                          &Config::hls_part_target_ms, parse_duration_ms, 100, 2000, print_ms));
@@ -311,6 +336,28 @@ Status validate_hls_targets(const HlsTargets& t, std::string_view where) {
 
 }  // namespace
 
+Result<std::vector<int64_t>> parse_retry_schedule(std::string_view text) {
+  std::vector<int64_t> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    auto ms = parse_duration_ms(item);
+    if (!ms || *ms < 0 || *ms > 86'400'000) {
+      return unexpected(ErrorCode::kInvalidArgument, fmt::format("bad duration \"{}\"", item));
+    }
+    out.push_back(*ms);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  if (out.empty() || out.size() > 20) {
+    return unexpected(ErrorCode::kInvalidArgument, "expected 1 to 20 durations");
+  }
+  return out;
+}
 
 HlsTargets Config::hls_targets(const std::string& channel) const {
   HlsTargets t{hls_part_target_ms, hls_segment_target_ms, hls_max_segment_ms};

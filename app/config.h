@@ -73,6 +73,15 @@ struct Config {
   /// Marks the dashboard session cookie Secure (also implied by an https public.url).
   std::string http_secure_cookies = "false";
 
+  // Webhooks and viewer events.
+  /// Lets webhooks reach loopback and private addresses (tests, a receiver on the LAN).
+  std::string webhooks_allow_private = "false";
+  /// Waits before each delivery attempt, comma-separated durations.
+  std::string webhooks_retry_schedule = "0,5s,5m,30m,2h,5h,10h,14h,20h,24h";
+  int64_t webhooks_poll_interval_ms = 5'000;
+  int64_t sse_coalesce_ms = 250;
+  int64_t sse_keepalive_ms = 15'000;
+
   // LL-HLS.
   int64_t hls_part_target_ms = 334;
   int64_t hls_segment_target_ms = 1000;
@@ -104,6 +113,8 @@ struct ConfigKey {
   std::string flag_name() const;
 };
 
+/// Parses webhooks.retry-schedule ("0,5s,5m"): one to twenty durations of at most a day.
+Result<std::vector<int64_t>> parse_retry_schedule(std::string_view text);
 
 /// Every key hawker understands, in the order `hawker config` prints them.
 const std::vector<ConfigKey>& config_keys();

@@ -5,6 +5,7 @@
 #include "commerce/orders.h"
 #include "commerce/seller_auth.h"
 #include "commerce/streamers.h"
+#include "commerce/webhooks.h"
 
 namespace hawker::app {
 
@@ -15,6 +16,7 @@ storage::Schema hawker_schema() {
   schema.add(commerce::seller_auth_migrations());
   schema.add(commerce::catalogue_migrations());
   schema.add(commerce::order_migrations());
+  schema.add(commerce::webhook_migrations());
   return schema;
 }
 

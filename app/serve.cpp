@@ -10,9 +10,13 @@
 #include "app/ingest.h"
 #include "app/schema.h"
 #include "commerce/events.h"
+#include "commerce/outbound.h"
 #include "commerce/payments.h"
 #include "commerce/seller_auth.h"
 #include "commerce/shop_api.h"
+#include "commerce/sse_hub.h"
+#include "commerce/webhooks_api.h"
+#include "commerce/webhooks_dispatcher.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -83,6 +87,7 @@ class Application {
     if (auto s = prepare_data_dir(); !s) return fail(s.error());
     if (auto s = store_.open(); !s) return fail(std::move(s).error().with_context("open storage"));
     if (auto s = start_shop(); !s) return fail(s.error());
+    if (auto s = start_events(); !s) return fail(s.error());
     if (auto s = add_routes(); !s) return fail(s.error());
 
     auto http_port = http_.listen(config_.http_listen.host, config_.http_listen.port);
@@ -128,6 +133,36 @@ class Application {
     o.secure_cookies =
         c.http_secure_cookies == "true" || c.effective_public_url().rfind("https://", 0) == 0;
     return o;
+  }
+
+  /// What the shop's events feed: signed webhooks to the seller's endpoints (pending deliveries
+  /// from before a restart go out at once) and live streams for viewers.
+  Status start_events() {
+    auto schedule = parse_retry_schedule(config_.webhooks_retry_schedule);
+    if (!schedule) return std::move(schedule).error().with_context("webhooks.retry-schedule");
+    bool allow_private = config_.webhooks_allow_private == "true";
+    if (allow_private) {
+      log::warn(kLog, "webhooks.allow-private is true: webhooks may reach private addresses");
+    }
+    outbound_ = std::make_unique<commerce::OutboundClient>(
+        loop_, commerce::OutboundOptions{.allow_private = allow_private});
+    HAWKER_TRY_STATUS(outbound_->start(), "outbound HTTP client");
+    commerce::WebhookDispatcherOptions wo;
+    wo.retry_schedule_ms = std::move(*schedule);
+    wo.poll_interval_ms = config_.webhooks_poll_interval_ms;
+    webhooks_ = std::make_unique<commerce::WebhookDispatcher>(
+        store_, event_bus_, *outbound_, loop_, SystemClock::instance(), metrics_, wo);
+    webhook_api_ = std::make_unique<commerce::WebhookAdminApi>(
+        store_, seller_auth_, webhooks_.get(), SystemClock::instance(), allow_private);
+    HAWKER_TRY_STATUS(webhook_api_->add_routes(router_), "webhook routes");
+    sse_ = std::make_unique<commerce::SseHub>(
+        loop_, store_, event_bus_, SystemClock::instance(), metrics_,
+        commerce::SseHubOptions{.coalesce_ms = config_.sse_coalesce_ms,
+                                .keepalive_ms = config_.sse_keepalive_ms});
+    HAWKER_TRY_STATUS(sse_->add_routes(router_), "viewer event routes");
+    webhooks_->start();
+    sse_->start();
+    return ok_status();
   }
 
   /// The shop: payment provider, catalogue and order API, and the expiry of unpaid
@@ -358,6 +393,9 @@ class Application {
   /// handle closes so the loop ends.
   void shutdown_now() {
     if (shop_) shop_->stop();
+    if (sse_) sse_->stop();
+    if (webhooks_) webhooks_->stop();
+    if (outbound_) outbound_->stop();
     store_.close();
     for (auto& s : signals_) uv_signal_stop(s.get());
     signals_.clear();
@@ -377,6 +415,10 @@ class Application {
   commerce::EventBus event_bus_;
   commerce::SellerAuth seller_auth_;
   std::unique_ptr<commerce::ShopApi> shop_;
+  std::unique_ptr<commerce::OutboundClient> outbound_;
+  std::unique_ptr<commerce::WebhookDispatcher> webhooks_;
+  std::unique_ptr<commerce::WebhookAdminApi> webhook_api_;
+  std::unique_ptr<commerce::SseHub> sse_;
   std::vector<UvPtr<uv_signal_t>> signals_;
   std::string http_address_;
   std::string rtmp_address_;
