@@ -106,6 +106,9 @@ class Connection final : public ExchangeSink {
   void drain() {
     if (state_ != State::kOpen) return;
     if (pending_.empty()) {
+      // A request whose head arrived and whose body is still coming is in flight: let it
+      // finish (the body timeout still bounds it); its answer closes the connection.
+      if (parser_.phase() == ParsePhase::kBody) return;
       close_now();
       return;
     }

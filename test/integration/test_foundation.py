@@ -187,7 +187,7 @@ class CommandLineTest(unittest.TestCase):
             doc = f.read()
         for line in r.stdout.splitlines()[2:]:
             key = line.split("`")[1]
-            self.assertIn(f"`{key}`", doc, f"docs/configuration.md lacks {key}")
+            self.assertTrue(f"`{key}`" in doc, f"docs/configuration.md lacks {key}")
 
 
 class ShutdownTest(unittest.TestCase):
