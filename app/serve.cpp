@@ -287,13 +287,18 @@ class Application {
   }
 
   /// Healthy means serving and able to read the database; a read goes through the reader
-  /// threads, so a wedged storage layer shows here.
+  /// threads, so a wedged storage layer shows here. Checks share one read at a time
+  /// (single-flight): /healthz needs no credentials, so a flood of it costs the reader threads
+  /// one read per round trip instead of one per request, and every answer still comes from a
+  /// read that finished after its request arrived.
   void healthz(const http::ExchangePtr& ex) {
     if (stopping_) {
       ex->respond(http::Response::json(503, {{"status", "stopping"}}));
       return;
     }
-    int64_t uptime_s = (SystemClock::instance().wall_ms() - start_wall_ms_) / 1000;
+    health_waiters_->push_back(ex);
+    if (health_waiters_->size() > 1) return;
+    // The callback holds the waiters, not the Application: it may run from the Store's close.
     store_.read<int64_t>(
         [](storage::Database& db) -> Result<int64_t> {
           auto stmt = db.prepare("SELECT count(*) FROM schema_migrations");
@@ -302,7 +307,8 @@ class Application {
           if (!step) return unexpected(std::move(step).error());
           return stmt->column_int64(0);
         },
-        [ex, uptime_s](Result<int64_t> migrations) {
+        [waiters = health_waiters_, start_ms = start_wall_ms_](Result<int64_t> migrations) {
+          int64_t uptime_s = (SystemClock::instance().wall_ms() - start_ms) / 1000;
           nlohmann::json body = {{"status", migrations ? "ok" : "degraded"},
                                  {"version", HAWKER_VERSION},
                                  {"uptime_seconds", uptime_s}};
@@ -310,7 +316,14 @@ class Application {
               migrations
                   ? nlohmann::json{{"status", "ok"}, {"migrations", *migrations}}
                   : nlohmann::json{{"status", "error"}, {"error", migrations.error().message}};
-          ex->respond(http::Response::json(migrations ? 200 : 503, body));
+          auto text = std::make_shared<const std::string>(
+              body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+          std::vector<http::ExchangePtr> answered;
+          answered.swap(*waiters);
+          for (const auto& w : answered) {
+            w->respond(
+                http::Response::shared_text(migrations ? 200 : 503, text, "application/json"));
+          }
         });
   }
 
@@ -424,6 +437,9 @@ class Application {
   std::string rtmp_address_;
   int64_t start_wall_ms_;
   bool stopping_ = false;
+  /// /healthz requests waiting for the storage read in flight (see healthz()).
+  std::shared_ptr<std::vector<http::ExchangePtr>> health_waiters_ =
+      std::make_shared<std::vector<http::ExchangePtr>>();
 };
 
 }  // namespace
