@@ -372,8 +372,8 @@ Status Ladder::decode(const AVPacket* packet, std::vector<RungPacket>& out) {
 }
 
 Status Ladder::on_frame(AVFrame* frame, std::vector<RungPacket>& out) {
-  const int64_t pts =
-      frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp : frame->pts;
+  // The decoder returns each frame with its own packet's pts (reordered); the guess is a fallback.
+  const int64_t pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
   if (pts == AV_NOPTS_VALUE || (have_last_pts_ && pts <= last_pts_)) {
     ++stats_.frames_out_of_order;
     return ok_status();
