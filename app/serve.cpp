@@ -282,23 +282,82 @@ class Application {
                       "route /api/streams");
     // Before the static catch-all, which would otherwise answer /live/... with 404.
     HAWKER_TRY_STATUS(hls_.add_routes(router_), "routes /live");
+    HAWKER_TRY_STATUS(add_page_routes(), "page routes");
     HAWKER_TRY_STATUS(router_.add("GET", "/{path*}", http::static_handler()), "route static");
     return ok_status();
   }
 
+  /// Pretty URLs of the embedded pages: each serves one page whatever follows, and the page's
+  /// script reads the rest of the path (channel, order token, dashboard section).
+  Status add_page_routes() {
+    const std::pair<const char*, const char*> pages[] = {
+        {"/watch/{channel}", "watch.html"},
+        {"/orders/{token}", "order.html"},
+        {"/admin", "admin.html"},
+        {"/admin/{rest*}", "admin.html"},
+    };
+    for (const auto& [pattern, page] : pages) {
+      // The route has no "page" parameter, so the handler sees "/" and serves its index.
+      http::StaticOptions options{.param = "page", .index = page};
+      HAWKER_TRY_STATUS(router_.add("GET", pattern, http::static_handler(options)),
+                        fmt::format("route {}", pattern));
+    }
+    HAWKER_TRY_STATUS(router_.add("GET", "/api/admin/settings",
+                                  [this](const http::Request& req, http::ExchangePtr ex) {
+                                    seller_auth_.require(
+                                        req, ex,
+                                        [this, ex](const auto&) { ex->respond(settings()); },
+                                        commerce::kRoleSupport);
+                                  }),
+                      "route /api/admin/settings");
+    return ok_status();
+  }
+
+  /// The effective values of the settings the dashboard shows. Read-only: they come from the
+  /// config file, HAWKER_* variables and flags, and change with a restart.
+  http::Response settings() {
+    auto targets = [](const HlsTargets& t) {
+      return nlohmann::json{{"part_target_ms", t.part_target_ms},
+                            {"segment_target_ms", t.segment_target_ms},
+                            {"max_segment_ms", t.max_segment_ms}};
+    };
+    nlohmann::json channels = nlohmann::json::object();
+    for (const auto& [channel, _] : config_.hls_channels) {
+      channels[channel] = targets(config_.hls_targets(channel));
+    }
+    nlohmann::json hls = targets(config_.hls_targets(""));
+    hls["channels"] = std::move(channels);
+    auto r = http::Response::json(
+        200, {{"orders",
+               {{"payment_window_ms", config_.orders_payment_window_ms},
+                {"low_stock_threshold", config_.orders_low_stock_threshold}}},
+              {"payments", {{"provider", config_.payments_provider}}},
+              {"hls", std::move(hls)},
+              {"public_url", public_url()},
+              {"read_only", true}});
+    r.headers.set("Cache-Control", "no-store");
+    return r;
+  }
+
   /// Healthy means serving and able to read the database; a read goes through the reader
-  /// threads, so a wedged storage layer shows here. Checks share one read at a time
-  /// (single-flight): /healthz needs no credentials, so a flood of it costs the reader threads
-  /// one read per round trip instead of one per request, and every answer still comes from a
-  /// read that finished after its request arrived.
+  /// threads, so a wedged storage layer shows here (the request waits, then 503 if the read
+  /// fails). /healthz needs no credentials, so its cost must not grow with its rate: checks share
+  /// one read at a time (single-flight), and the answer of a read that finished less than
+  /// kHealthFreshMs ago is reused. A flood costs the reader threads one read a second and each
+  /// request no thread hand-off; a probe after a quiet second still gets a fresh read.
   void healthz(const http::ExchangePtr& ex) {
     if (stopping_) {
       ex->respond(http::Response::json(503, {{"status", "stopping"}}));
       return;
     }
-    health_waiters_->push_back(ex);
-    if (health_waiters_->size() > 1) return;
-    // The callback holds the waiters, not the Application: it may run from the Store's close.
+    HealthCheck& h = *health_;
+    if (h.answer && SystemClock::instance().steady_ms() - h.answered_ms < kHealthFreshMs) {
+      ex->respond(http::Response::shared_text(h.status, h.answer, "application/json"));
+      return;
+    }
+    h.waiters.push_back(ex);
+    if (h.waiters.size() > 1) return;
+    // The callback holds the check, not the Application: it may run from the Store's close.
     store_.read<int64_t>(
         [](storage::Database& db) -> Result<int64_t> {
           auto stmt = db.prepare("SELECT count(*) FROM schema_migrations");
@@ -307,7 +366,7 @@ class Application {
           if (!step) return unexpected(std::move(step).error());
           return stmt->column_int64(0);
         },
-        [waiters = health_waiters_, start_ms = start_wall_ms_](Result<int64_t> migrations) {
+        [health = health_, start_ms = start_wall_ms_](Result<int64_t> migrations) {
           int64_t uptime_s = (SystemClock::instance().wall_ms() - start_ms) / 1000;
           nlohmann::json body = {{"status", migrations ? "ok" : "degraded"},
                                  {"version", HAWKER_VERSION},
@@ -316,13 +375,15 @@ class Application {
               migrations
                   ? nlohmann::json{{"status", "ok"}, {"migrations", *migrations}}
                   : nlohmann::json{{"status", "error"}, {"error", migrations.error().message}};
-          auto text = std::make_shared<const std::string>(
+          health->answer = std::make_shared<const std::string>(
               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-          std::vector<http::ExchangePtr> answered;
-          answered.swap(*waiters);
-          for (const auto& w : answered) {
+          health->status = migrations ? 200 : 503;
+          health->answered_ms = SystemClock::instance().steady_ms();
+          std::vector<http::ExchangePtr> waiters;
+          waiters.swap(health->waiters);
+          for (const auto& w : waiters) {
             w->respond(
-                http::Response::shared_text(migrations ? 200 : 503, text, "application/json"));
+                http::Response::shared_text(health->status, health->answer, "application/json"));
           }
         });
   }
@@ -437,9 +498,15 @@ class Application {
   std::string rtmp_address_;
   int64_t start_wall_ms_;
   bool stopping_ = false;
-  /// /healthz requests waiting for the storage read in flight (see healthz()).
-  std::shared_ptr<std::vector<http::ExchangePtr>> health_waiters_ =
-      std::make_shared<std::vector<http::ExchangePtr>>();
+  /// The last storage check /healthz made and the requests waiting for the one in flight.
+  struct HealthCheck {
+    http::SharedText answer;
+    int status = 200;
+    int64_t answered_ms = 0;
+    std::vector<http::ExchangePtr> waiters;
+  };
+  static constexpr int64_t kHealthFreshMs = 1000;
+  std::shared_ptr<HealthCheck> health_ = std::make_shared<HealthCheck>();
 };
 
 }  // namespace
