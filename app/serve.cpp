@@ -327,14 +327,14 @@ class Application {
     }
     nlohmann::json hls = targets(config_.hls_targets(""));
     hls["channels"] = std::move(channels);
-    auto r = http::Response::json(
-        200, {{"orders",
-               {{"payment_window_ms", config_.orders_payment_window_ms},
-                {"low_stock_threshold", config_.orders_low_stock_threshold}}},
-              {"payments", {{"provider", config_.payments_provider}}},
-              {"hls", std::move(hls)},
-              {"public_url", public_url()},
-              {"read_only", true}});
+    auto r =
+        http::Response::json(200, {{"orders",
+                                    {{"payment_window_ms", config_.orders_payment_window_ms},
+                                     {"low_stock_threshold", config_.orders_low_stock_threshold}}},
+                                   {"payments", {{"provider", config_.payments_provider}}},
+                                   {"hls", std::move(hls)},
+                                   {"public_url", public_url()},
+                                   {"read_only", true}});
     r.headers.set("Cache-Control", "no-store");
     return r;
   }
