@@ -261,6 +261,12 @@ TEST_CASE(
   CHECK(unknown->status == 404);
 
   h.hls->publisher_started("shop");
+  // Live, but nothing packaged yet (events reach the store only when the loop runs).
+  auto starting = h.get("/live/shop/index.m3u8")->take_response();
+  REQUIRE(starting);
+  CHECK(starting->status == 503);
+  CHECK(starting->headers.get("Retry-After") == "1");
+  CHECK(h.get("/live/shop/source/playlist.m3u8")->take_response()->status == 503);
   for (const TrackConfig& track : stream.tracks) {
     h.hls->track_config("shop", track);
   }
