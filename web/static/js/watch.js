@@ -208,6 +208,7 @@ video.addEventListener('playing', () => {
   state.playing = true;
   if (!state.everPlayed && state.wasLive === false) notice('The show has started!', 'ok');
   state.everPlayed = true;
+  if (!state.broadcast) setShowStatus('live');
   setOverlay('');
 });
 video.addEventListener('waiting', () => {

@@ -83,7 +83,7 @@ export async function render(root, { report }) {
       el('dt', { text: 'Keyframe interval' }), el('dd', { class: s.keyframe_interval_warning ? 'stock low' : '', text: `${kf} s` }),
       el('dt', { text: 'Video' }), el('dd', { text: v ? `${v.width}x${v.height} ${v.codec} ${v.profile}` : 'none' }),
       el('dt', { text: 'Reconnects' }), el('dd', { text: String(s.reconnects ?? 0) }),
-      el('dt', { text: 'Renditions' }), el('dd', { text: (c.renditions || []).join(', ') || 'source only' }),
+      el('dt', { text: 'Renditions' }), el('dd', { text: s.renditions.join(', ') || 'source only' }),
     );
     return c;
   }
@@ -99,8 +99,8 @@ export async function render(root, { report }) {
         }
       }
       for (const s of streams) {
-        const c = card(s);
-        renditions(s.channel).then((r) => (c.renditions = r));
+        s.renditions = await renditions(s.channel);
+        card(s);
       }
       const layout = streams.map((s) => s.channel).join(' ');
       if (layout !== grid.dataset.layout || !streams.length) grid.dataset.layout = layout;

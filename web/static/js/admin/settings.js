@@ -18,7 +18,7 @@ export async function render(root, { report }) {
           row('Payment window', ms(s.orders.payment_window_ms), 'orders.payment-window'),
           row('Default low-stock threshold', String(s.orders.low_stock_threshold), 'orders.low-stock-threshold'),
           row('Payment provider', s.payments.provider, 'payments.provider'),
-          row('Public address', s.public_url, 'public-url'))),
+          row('Public address', s.public_url, 'public.url'))),
       el('section', { class: 'card' },
         el('h2', { text: 'Live video (LL-HLS)' }),
         el('dl', { class: 'facts' },
