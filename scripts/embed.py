@@ -3,6 +3,9 @@
 embedded_files() table: path, content type, bytes, strong ETags and a gzip copy of text.
 
 Usage: embed.py --root web/static --output embedded_files.cpp [--depfile out.d]
+                [--file /url/path=source/file ...]
+--file adds one file from outside the root (e.g. a vendored script from node_modules) at the
+given URL path; it may be repeated.
 Only the standard library is used, so the build needs nothing beyond python3.
 """
 
@@ -129,11 +132,30 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--depfile")
+    parser.add_argument("--file", action="append", default=[], metavar="URLPATH=SRC",
+                        help="embed SRC at URLPATH (repeatable)")
     args = parser.parse_args()
     if not os.path.isdir(args.root):
         print(f"embed.py: {args.root} is not a directory", file=sys.stderr)
         return 1
     files, dirs = collect(args.root)
+    taken = {path for path, _ in files}
+    for spec in args.file:
+        url_path, sep, src = spec.partition("=")
+        if not sep or not url_path.startswith("/") or not src:
+            print(f"embed.py: --file {spec!r} is not URLPATH=SRC with URLPATH starting with /",
+                  file=sys.stderr)
+            return 1
+        if not os.path.isfile(src):
+            print(f"embed.py: {src} (for {url_path}) does not exist; run scripts/setup",
+                  file=sys.stderr)
+            return 1
+        if url_path in taken:
+            print(f"embed.py: {url_path} is embedded twice", file=sys.stderr)
+            return 1
+        taken.add(url_path)
+        files.append((url_path, src))
+    files.sort()
     source = generate(files)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write(source)
