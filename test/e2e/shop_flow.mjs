@@ -203,6 +203,30 @@ async function main() {
   assert.equal(await desk.evaluate(() => window.notReloaded), undefined, 'sanity: the desktop page navigated to its order page');
   console.log('last units bought: buy button off for every viewer');
 
+  // ---- Dashboard: stock adjustment with a reason, webhooks, settings ---------------------------
+  await seller.click('nav#nav a[href="/admin/products"]');
+  await seller.click(`tr[data-product="${productId}"] button`);
+  await seller.fill('#s-delta', '5');
+  await seller.fill('#s-reason', 'second delivery');
+  await seller.click('form[aria-labelledby=stock-title] button[type=submit]');
+  await waitFor(async () => (await stockOf(phone)) === 5, { timeoutMs: 10000, what: 'restocked units to reach the viewer' });
+  assert.equal(await phone.$eval('#buy', (b) => b.disabled), false, 'restocking turns the buy button back on');
+
+  await seller.click('nav#nav a[href="/admin/webhooks"]');
+  await seller.fill('#w-url', 'https://example.com/hooks/hawker');
+  await seller.fill('#w-events', 'order.*, stock.sold_out');
+  await seller.click('form[aria-labelledby=new-hook] button[type=submit]');
+  const secret = await (await seller.waitForSelector('[data-secret=webhook]')).textContent();
+  assert.match(secret, /^whsec_/, 'the signing secret is shown once');
+  const listed = await seller.evaluate(async () => JSON.stringify(await (await fetch('/api/admin/webhooks')).json()));
+  assert.ok(!listed.includes(secret), 'the secret is not listed again');
+
+  await seller.click('nav#nav a[href="/admin/settings"]');
+  await seller.waitForSelector('dl.facts');
+  const settings = await seller.$eval('main', (m) => m.textContent);
+  assert.match(settings, /Payment window\s*10 min/, `settings show the payment window: ${settings.slice(0, 200)}`);
+  assert.match(settings, /Part target/, 'settings show the HLS part target');
+
   // ---- Dashboard live monitor ------------------------------------------------------------------
   await seller.click('nav#nav a[href="/admin/live"]');
   await seller.waitForSelector(`article[data-channel="${channel}"] dl dd`);
