@@ -340,23 +340,32 @@ class Application {
   }
 
   /// Healthy means serving and able to read the database; a read goes through the reader
-  /// threads, so a wedged storage layer shows here (the request waits, then 503 if the read
-  /// fails). /healthz needs no credentials, so its cost must not grow with its rate: checks share
-  /// one read at a time (single-flight), and the answer of a read that finished less than
-  /// kHealthFreshMs ago is reused. A flood costs the reader threads one read a second and each
-  /// request no thread hand-off; a probe after a quiet second still gets a fresh read.
+  /// threads, so a wedged storage layer shows here. /healthz needs no credentials, so its cost
+  /// must not grow with its rate, and a probe must not wait behind a busy reader queue: one
+  /// storage read runs at a time (single-flight); an answer younger than kHealthFreshMs is
+  /// reused; an older one, up to kHealthStaleMs, is reused while a new read runs in the
+  /// background; past that (or at the first check) the request waits for the read. A flood
+  /// costs the reader threads one read a second, and a storage layer that cannot answer a read
+  /// for kHealthStaleMs makes every check wait, then 503 if the read fails.
   void healthz(const http::ExchangePtr& ex) {
     if (stopping_) {
       ex->respond(http::Response::json(503, {{"status", "stopping"}}));
       return;
     }
     HealthCheck& h = *health_;
-    if (h.answer && SystemClock::instance().steady_ms() - h.answered_ms < kHealthFreshMs) {
+    int64_t age = SystemClock::instance().steady_ms() - h.answered_ms;
+    if (h.answer && age < kHealthStaleMs) {
       ex->respond(http::Response::shared_text(h.status, h.answer, "application/json"));
+      if (age >= kHealthFreshMs) start_health_read();
       return;
     }
     h.waiters.push_back(ex);
-    if (h.waiters.size() > 1) return;
+    start_health_read();
+  }
+
+  void start_health_read() {
+    if (health_->reading) return;
+    health_->reading = true;
     // The callback holds the check, not the Application: it may run from the Store's close.
     store_.read<int64_t>(
         [](storage::Database& db) -> Result<int64_t> {
@@ -379,6 +388,7 @@ class Application {
               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
           health->status = migrations ? 200 : 503;
           health->answered_ms = SystemClock::instance().steady_ms();
+          health->reading = false;
           std::vector<http::ExchangePtr> waiters;
           waiters.swap(health->waiters);
           for (const auto& w : waiters) {
@@ -503,9 +513,11 @@ class Application {
     http::SharedText answer;
     int status = 200;
     int64_t answered_ms = 0;
+    bool reading = false;
     std::vector<http::ExchangePtr> waiters;
   };
   static constexpr int64_t kHealthFreshMs = 1000;
+  static constexpr int64_t kHealthStaleMs = 10'000;
   std::shared_ptr<HealthCheck> health_ = std::make_shared<HealthCheck>();
 };
 
