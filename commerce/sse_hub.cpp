@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "commerce/broadcasts.h"
 #include "core/log.h"
 #include "http/sse.h"
 
@@ -29,7 +30,9 @@ std::string product_topic(std::string_view product_id) {
   return "product:" + std::string(product_id);
 }
 
-std::optional<ViewerEvent> viewer_event(const Event& e) {
+namespace {
+
+std::optional<ViewerEvent> product_viewer_event(const Event& e) {
   if (!e.data.is_object()) return std::nullopt;
   auto pid = e.data.find("product_id");
   if (pid == e.data.end() || !pid->is_string()) return std::nullopt;
@@ -60,17 +63,54 @@ std::optional<ViewerEvent> viewer_event(const Event& e) {
   return v;
 }
 
+}  // namespace
+
+std::string broadcast_topic(std::string_view broadcast_id) {
+  return "broadcast:" + std::string(broadcast_id);
+}
+
+std::vector<ViewerEvent> viewer_events(const Event& e) {
+  std::vector<ViewerEvent> out;
+  bool live = e.type == event_type::kBroadcastLive;
+  bool ended = e.type == event_type::kBroadcastEnded;
+  if (live || ended || e.type == kBroadcastPinned) {
+    if (!e.data.is_object()) return out;
+    auto id = e.data.find("broadcast_id");
+    if (id == e.data.end() || !id->is_string()) return out;
+    ViewerEvent v;
+    v.topic = broadcast_topic(id->get<std::string>());
+    v.name = live ? "live" : ended ? "ended" : "pinned";
+    v.data = e.data;
+    v.seq = e.seq;
+    out.push_back(v);
+    if (live || ended) {
+      v.topic = std::string(kBroadcastsTopic);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+  if (auto v = product_viewer_event(e)) out.push_back(std::move(*v));
+  return out;
+}
+
+std::optional<ViewerEvent> viewer_event(const Event& e) {
+  auto all = viewer_events(e);
+  if (all.empty()) return std::nullopt;
+  return std::move(all.front());
+}
+
 std::vector<ViewerEvent> replay_events(std::span<const Event> events, std::string_view topic) {
   std::vector<ViewerEvent> out;
   std::optional<size_t> last_stock;
   for (const auto& e : events) {
-    auto v = viewer_event(e);
-    if (!v || v->topic != topic) continue;
-    if (v->name == "stock") {
-      if (last_stock) out.erase(out.begin() + static_cast<ptrdiff_t>(*last_stock));
-      last_stock = out.size();
+    for (auto& v : viewer_events(e)) {
+      if (v.topic != topic) continue;
+      if (v.name == "stock") {
+        if (last_stock) out.erase(out.begin() + static_cast<ptrdiff_t>(*last_stock));
+        last_stock = out.size();
+      }
+      out.push_back(std::move(v));
     }
-    out.push_back(std::move(*v));
   }
   return out;
 }
@@ -156,6 +196,16 @@ Status SseHub::add_routes(http::Router& router) {
                                  handle_product(req, ex);
                                }),
                     "route /api/products/{id}/events");
+  HAWKER_TRY_STATUS(router.add("GET", "/api/broadcasts/{id}/events",
+                               [this](const http::Request& req, http::ExchangePtr ex) {
+                                 handle_broadcast(req, ex, false);
+                               }),
+                    "route /api/broadcasts/{id}/events");
+  HAWKER_TRY_STATUS(router.add("GET", "/api/broadcasts/events",
+                               [this](const http::Request& req, http::ExchangePtr ex) {
+                                 handle_broadcast(req, ex, true);
+                               }),
+                    "route /api/broadcasts/events");
   return ok_status();
 }
 
@@ -186,12 +236,140 @@ void SseHub::stop() {
   subscribers_gauge_.set(0);
 }
 
+namespace {
+
+/// Outbox events after `after` (up to `last`) of the given types whose data names `id` under
+/// `key`, oldest first.
+Status read_missed(storage::Database& db, int64_t after, int64_t last, std::string_view types,
+                   std::string_view key, std::string_view id, size_t limit,
+                   std::vector<Event>& out) {
+  auto missed = db.cached(fmt::format(
+      "SELECT seq, id, type, data, created_at_ms FROM events WHERE seq > ? AND seq <= ? "
+      "AND type IN ({}) {} ORDER BY seq LIMIT ?",
+      types, key.empty() ? "" : fmt::format("AND json_extract(data, '$.{}') = ?", key)));
+  if (!missed) return unexpected(std::move(missed).error());
+  (*missed)->bind_int64(1, after).bind_int64(2, last);
+  int next = 3;
+  if (!key.empty()) (*missed)->bind_text(next++, id);
+  (*missed)->bind_int64(next, static_cast<int64_t>(limit));
+  while (true) {
+    auto row = (*missed)->step();
+    if (!row) return unexpected(std::move(row).error());
+    if (*row == storage::Statement::Step::kDone) break;
+    const auto& s = **missed;
+    Event e;
+    e.seq = s.column_int64(0);
+    e.id = std::string(s.column_text(1));
+    e.type = std::string(s.column_text(2));
+    e.data = nlohmann::json::parse(s.column_text(3), nullptr, false);
+    e.created_at_ms = s.column_int64(4);
+    out.push_back(std::move(e));
+  }
+  return ok_status();
+}
+
+constexpr std::string_view kBroadcastTypes =
+    "'broadcast.live', 'broadcast.ended', 'broadcast.pinned'";
+
+}  // namespace
+
 void SseHub::handle_product(const http::Request& req, const http::ExchangePtr& ex) {
   std::string product_id(req.param("id"));
   if (product_id.empty() || product_id.size() > kMaxProductId) {
     ex->respond(http::Response::problem(404, "not-found", "Not found", "no such product"));
     return;
   }
+  size_t limit = options_.replay_limit;
+  std::string topic_name = product_topic(product_id);
+  subscribe(
+      req, ex, topic_name,
+      [product_id, limit, topic_name](storage::Database& db,
+                                      std::optional<int64_t> after) -> Result<Snapshot> {
+        Snapshot snap;
+        auto stock = db.cached("SELECT stock FROM products WHERE id = ? AND deleted = 0");
+        if (!stock) return unexpected(std::move(stock).error());
+        (*stock)->bind_text(1, product_id);
+        auto step = (*stock)->step();
+        if (!step) return unexpected(std::move(step).error());
+        if (*step == storage::Statement::Step::kDone) return snap;
+        snap.found = true;
+        ViewerEvent current;
+        current.topic = topic_name;
+        current.name = "stock";
+        current.data = {{"product_id", product_id}, {"stock", (*stock)->column_int64(0)}};
+        auto last = last_event_seq(db);
+        if (!last) return unexpected(std::move(last).error());
+        snap.last_seq = *last;
+        current.seq = snap.last_seq;
+        snap.current = std::move(current);
+        if (!after || *after >= snap.last_seq) return snap;
+        HAWKER_TRY_STATUS(
+            read_missed(db, *after, snap.last_seq,
+                        "'stock.changed', 'stock.low', 'stock.sold_out', 'order.created'",
+                        "product_id", product_id, limit, snap.missed),
+            "replay");
+        return snap;
+      },
+      "no such product");
+}
+
+void SseHub::handle_broadcast(const http::Request& req, const http::ExchangePtr& ex, bool all) {
+  size_t limit = options_.replay_limit;
+  // The global topic: every go-live and end, for the home page.
+  if (all) {
+    subscribe(
+        req, ex, std::string(kBroadcastsTopic),
+        [limit](storage::Database& db, std::optional<int64_t> after) -> Result<Snapshot> {
+          Snapshot snap;
+          snap.found = true;
+          auto last = last_event_seq(db);
+          if (!last) return unexpected(std::move(last).error());
+          snap.last_seq = *last;
+          if (!after || *after >= snap.last_seq) return snap;
+          HAWKER_TRY_STATUS(
+              read_missed(db, *after, snap.last_seq, "'broadcast.live', 'broadcast.ended'", "", "",
+                          limit, snap.missed),
+              "replay");
+          return snap;
+        },
+        "");
+    return;
+  }
+  std::string id(req.param("id"));
+  if (id.empty() || id.size() > kMaxProductId) {
+    ex->respond(http::Response::problem(404, "not-found", "Not found", "no such broadcast"));
+    return;
+  }
+  std::string topic_name = broadcast_topic(id);
+  subscribe(
+      req, ex, topic_name,
+      [id, limit, topic_name](storage::Database& db,
+                              std::optional<int64_t> after) -> Result<Snapshot> {
+        Snapshot snap;
+        auto found = find_broadcast(db, id);
+        if (!found) return unexpected(std::move(found).error());
+        if (!found->has_value()) return snap;
+        snap.found = true;
+        auto last = last_event_seq(db);
+        if (!last) return unexpected(std::move(last).error());
+        snap.last_seq = *last;
+        ViewerEvent current;
+        current.topic = topic_name;
+        current.name = "broadcast";
+        current.data = broadcast_event_data(**found);
+        current.seq = snap.last_seq;
+        snap.current = std::move(current);
+        if (!after || *after >= snap.last_seq) return snap;
+        HAWKER_TRY_STATUS(read_missed(db, *after, snap.last_seq, kBroadcastTypes, "broadcast_id",
+                                      id, limit, snap.missed),
+                          "replay");
+        return snap;
+      },
+      "no such broadcast");
+}
+
+void SseHub::subscribe(const http::Request& req, const http::ExchangePtr& ex,
+                       std::string topic_name, SnapshotReader read, std::string_view not_found) {
   if (!running_ || subscriber_count_ >= options_.max_subscribers) {
     auto r = http::Response::problem(503, "too-many-viewers", "Too many viewers",
                                      "the live event stream is full; try again shortly");
@@ -204,55 +382,16 @@ void SseHub::handle_product(const http::Request& req, const http::ExchangePtr& e
 
   // Subscribed before the read so nothing committed meanwhile is missed: live events are held
   // until the snapshot is sent, then only the newer ones go out.
-  std::string topic_name = product_topic(product_id);
   auto sub = std::make_shared<Subscriber>();
   auto it = topics_.try_emplace(topic_name, options_.coalesce_ms).first;
   it->second.subscribers.push_back(sub);
   ++subscriber_count_;
   subscribers_gauge_.set(static_cast<double>(subscriber_count_));
 
-  size_t limit = options_.replay_limit;
   store_.read<Snapshot>(
-      [product_id, after, limit](storage::Database& db) -> Result<Snapshot> {
-        Snapshot snap;
-        auto stock = db.cached("SELECT stock FROM products WHERE id = ? AND deleted = 0");
-        if (!stock) return unexpected(std::move(stock).error());
-        (*stock)->bind_text(1, product_id);
-        auto step = (*stock)->step();
-        if (!step) return unexpected(std::move(step).error());
-        if (*step == storage::Statement::Step::kDone) return snap;
-        snap.found = true;
-        snap.stock = (*stock)->column_int64(0);
-        auto last = last_event_seq(db);
-        if (!last) return unexpected(std::move(last).error());
-        snap.last_seq = *last;
-        if (!after || *after >= snap.last_seq) return snap;
-        auto missed = db.cached(
-            "SELECT seq, id, type, data, created_at_ms FROM events WHERE seq > ? AND seq <= ? "
-            "AND type IN ('stock.changed', 'stock.low', 'stock.sold_out', 'order.created') "
-            "AND json_extract(data, '$.product_id') = ? ORDER BY seq LIMIT ?");
-        if (!missed) return unexpected(std::move(missed).error());
-        (*missed)
-            ->bind_int64(1, *after)
-            .bind_int64(2, snap.last_seq)
-            .bind_text(3, product_id)
-            .bind_int64(4, static_cast<int64_t>(limit));
-        while (true) {
-          auto row = (*missed)->step();
-          if (!row) return unexpected(std::move(row).error());
-          if (*row == storage::Statement::Step::kDone) break;
-          const auto& s = **missed;
-          Event e;
-          e.seq = s.column_int64(0);
-          e.id = std::string(s.column_text(1));
-          e.type = std::string(s.column_text(2));
-          e.data = nlohmann::json::parse(s.column_text(3), nullptr, false);
-          e.created_at_ms = s.column_int64(4);
-          snap.missed.push_back(std::move(e));
-        }
-        return snap;
-      },
-      [this, alive = alive_, ex, sub, topic_name](Result<Snapshot> snap) {
+      [read = std::move(read), after](storage::Database& db) { return read(db, after); },
+      [this, alive = alive_, ex, sub, topic_name,
+       not_found = std::string(not_found)](Result<Snapshot> snap) {
         if (!*alive) return;
         if (!running_ || ex->aborted() || !snap || !snap->found) {
           remove(topic_name, sub);
@@ -261,7 +400,7 @@ void SseHub::handle_product(const http::Request& req, const http::ExchangePtr& e
             ex->respond(http::Response::problem(503, "storage-unavailable", "Storage unavailable",
                                                 "try again shortly"));
           } else if (!snap->found) {
-            ex->respond(http::Response::problem(404, "not-found", "Not found", "no such product"));
+            ex->respond(http::Response::problem(404, "not-found", "Not found", not_found));
           }
           return;
         }
@@ -280,12 +419,7 @@ void SseHub::handle_product(const http::Request& req, const http::ExchangePtr& e
         hello.data = "{}";
         sub->stream->write(http::format_sse(hello));
         for (const auto& e : replay_events(snap->missed, topic_name)) deliver(*sub, e);
-        ViewerEvent current;
-        current.topic = topic_name;
-        current.name = "stock";
-        current.data = {{"product_id", topic_name.substr(8)}, {"stock", snap->stock}};
-        current.seq = snap->last_seq;
-        deliver(*sub, current);
+        if (snap->current) deliver(*sub, *snap->current);
         sub->last_seq = std::max(sub->last_seq, snap->last_seq);
         sub->ready = true;
         std::vector<ViewerEvent> held = std::move(sub->held);
@@ -313,17 +447,17 @@ void SseHub::deliver(Subscriber& s, const ViewerEvent& e) {
 
 void SseHub::on_event(const Event& e) {
   if (!running_) return;
-  auto v = viewer_event(e);
-  if (!v) return;
-  auto it = topics_.find(v->topic);
-  if (it == topics_.end()) return;
-  std::string name = it->first;
-  auto now = clock_.steady_ms();
-  auto out = it->second.coalescer.offer(now, std::move(*v));
-  broadcast(it->second, out);
-  if (it->second.coalescer.next_due_ms()) {
-    held_topics_.insert(name);
-    arm_flush();
+  for (auto& v : viewer_events(e)) {
+    auto it = topics_.find(v.topic);
+    if (it == topics_.end()) continue;
+    std::string name = it->first;
+    auto now = clock_.steady_ms();
+    auto out = it->second.coalescer.offer(now, std::move(v));
+    broadcast(it->second, out);
+    if (it->second.coalescer.next_due_ms()) {
+      held_topics_.insert(name);
+      arm_flush();
+    }
   }
 }
 

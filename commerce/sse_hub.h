@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -33,9 +34,17 @@ struct ViewerEvent {
 
 /// The topic a product's viewers listen on.
 std::string product_topic(std::string_view product_id);
+/// The topic of one broadcast's viewers: "live" {broadcast...}, "ended", "pinned".
+std::string broadcast_topic(std::string_view broadcast_id);
+/// Every broadcast going live or ending, for the home page: "live", "ended".
+inline constexpr std::string_view kBroadcastsTopic = "broadcasts";
 
-/// The viewer form of an outbox event, or nullopt when viewers are not told about it.
+/// The viewer form of an outbox event, or nullopt when viewers are not told about it. For an
+/// event that reaches several topics, the first (see viewer_events).
 std::optional<ViewerEvent> viewer_event(const Event& event);
+/// Every topic's viewer form of an outbox event: a broadcast going live reaches its own topic
+/// and the global one.
+std::vector<ViewerEvent> viewer_events(const Event& event);
 
 /// Events to replay after a Last-Event-ID, in order: of a burst of stock updates only the
 /// newest is kept (the count in between is of no use to a viewer catching up).
@@ -84,9 +93,11 @@ struct SseHubOptions {
 };
 
 /// Live events for viewers over Server-Sent Events, keyed by topic:
-/// `GET /api/products/{id}/events`. On connect it sends what was missed since Last-Event-ID
-/// (read from the outbox) and the current stock, then live events from the EventBus. Slow
-/// readers are cut by the HTTP server's stream cap. Loop thread only.
+/// `GET /api/products/{id}/events`, `GET /api/broadcasts/{id}/events` (a "broadcast" event
+/// with the current state first) and `GET /api/broadcasts/events` (every go-live and end). On
+/// connect it sends what was missed since Last-Event-ID (read from the outbox) and the current
+/// stock, then live events from the EventBus. Slow readers are cut by the HTTP server's stream cap.
+/// Loop thread only.
 class SseHub {
  public:
   SseHub(Loop& loop, storage::Store& store, EventBus& bus, Clock& clock, Metrics& metrics,
@@ -116,12 +127,20 @@ class SseHub {
   };
   struct Snapshot {
     bool found = false;
-    int64_t stock = 0;
     int64_t last_seq = 0;
     std::vector<Event> missed;
+    /// The current state, sent after the replay ("stock", "broadcast").
+    std::optional<ViewerEvent> current;
   };
+  /// Reads a topic's snapshot on a reader thread; `after` is the Last-Event-ID.
+  using SnapshotReader =
+      std::function<Result<Snapshot>(storage::Database&, std::optional<int64_t> after)>;
 
   void handle_product(const http::Request& req, const http::ExchangePtr& ex);
+  /// One broadcast's topic, or with `all` the global one.
+  void handle_broadcast(const http::Request& req, const http::ExchangePtr& ex, bool all);
+  void subscribe(const http::Request& req, const http::ExchangePtr& ex, std::string topic_name,
+                 SnapshotReader read, std::string_view not_found);
   void on_event(const Event& e);
   void broadcast(Topic& topic, const std::vector<ViewerEvent>& events);
   void deliver(Subscriber& s, const ViewerEvent& e);
