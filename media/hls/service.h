@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -98,11 +99,14 @@ class HlsService final : public ChannelSink {
   Channel* find_channel(const std::string& name);
   Rendition& rendition(Channel& channel, const std::string& name);
   /// Runs `work` on the channel's worker; the events it makes are applied on the loop in order.
+  /// `received`, when set, is when the packet behind `work` reached the loop: parts it completes
+  /// are timed from there into hawker_hls_part_ready_seconds.
   void run_on_worker(Channel& channel,
                      std::function<void(StreamPipeline&, std::vector<RenditionEvent>&)> work,
-                     bool end_of_stream = false);
+                     bool end_of_stream = false,
+                     std::chrono::steady_clock::time_point received = {});
   void apply(const std::string& name, uint64_t instance, std::vector<RenditionEvent> events,
-             bool end_of_stream);
+             bool end_of_stream, std::chrono::steady_clock::time_point received);
   void tick();
   void drop_channel(const std::string& name);
 
@@ -141,6 +145,7 @@ class HlsService final : public ChannelSink {
   Counter& hold_timeouts_;
   Counter& hold_refused_;
   Counter& store_errors_;
+  Histogram& part_ready_;
 };
 
 }  // namespace hawker::media::hls

@@ -20,8 +20,13 @@ async function main() {
   const browser = await launchBrowser();
   const page = await browser.newPage();
   const consoleErrors = [];
+  // Failed requests are checked by URL below (the browser's own /favicon.ico probe may 404).
   page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(msg.text());
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
+  });
+  const failedRequests = [];
+  page.on('response', (res) => {
+    if (res.status() >= 400 && !res.url().endsWith('/favicon.ico')) failedRequests.push(`${res.status()} ${res.url()}`);
   });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
 
@@ -70,6 +75,7 @@ async function main() {
   const m = median(pdt);
   assert.ok(m > 0 && m < 5, `latency behind program-date-time is plausible: ${m} s`);
   assert.deepEqual(consoleErrors, [], 'the page logs no errors');
+  assert.deepEqual(failedRequests, [], 'every request the player made succeeded');
 
   await browser.stop();
   await ffmpeg.stop();
