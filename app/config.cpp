@@ -246,6 +246,54 @@ std::vector<ConfigKey> build_keys() {
   keys.push_back(int_key("hls.max-segment", "a duration from 1s to 30s (e.g. 4s)",
                          "segments are cut without a keyframe at this length (TARGETDURATION)",
                          &Config::hls_max_segment_ms, parse_duration_ms, 1000, 30'000, print_ms));
+  keys.push_back(string_key("broadcasts.allow-unscheduled", "true or false",
+                            "a key publishing with nothing scheduled starts an unscheduled show",
+                            &Config::broadcasts_allow_unscheduled, {"true", "false"}));
+  keys.push_back(string_key("broadcasts.key-window", "true or false",
+                            "keys publish only from broadcasts.early before a scheduled show to "
+                            "broadcasts.late after it",
+                            &Config::broadcasts_key_window, {"true", "false"}));
+  keys.push_back(int_key("broadcasts.early", "a duration from 0ms to 24h (e.g. 15m)",
+                         "a scheduled show may go live this long before its start",
+                         &Config::broadcasts_early_ms, parse_duration_ms, 0, 86'400'000, print_ms));
+  keys.push_back(int_key("broadcasts.late", "a duration from 0ms to 24h (e.g. 30m)",
+                         "with key windows, a key still publishes this long after a show's end",
+                         &Config::broadcasts_late_ms, parse_duration_ms, 0, 86'400'000, print_ms));
+  keys.push_back(string_key(
+      "smtp.url", "an smtp:// or smtps:// URL or empty",
+      "mail server for streamers' emails (empty: .eml files in DATA_DIR/mail)", &Config::smtp_url));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    if (!v.empty() && v.rfind("smtp://", 0) != 0 && v.rfind("smtps://", 0) != 0) {
+      return bad_value("smtp.url", v, "an smtp:// or smtps:// URL or empty");
+    }
+    c.smtp_url = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(string_key("smtp.from", "an email address", "sender of streamers' emails",
+                            &Config::smtp_from));
+  keys.back().set = [](Config& c, std::string_view v) -> Status {
+    size_t at = v.find('@');
+    bool ok = at != std::string_view::npos && at > 0 && at + 1 < v.size() && v.size() <= 254 &&
+              v.find_first_of(" \t\r\n<>,;\"") == std::string_view::npos;
+    if (!ok) return bad_value("smtp.from", v, "an email address");
+    c.smtp_from = std::string(v);
+    return ok_status();
+  };
+  keys.push_back(string_key("smtp.user", "a user name or empty", "SMTP AUTH user (empty: no AUTH)",
+                            &Config::smtp_user));
+  keys.push_back(string_key("smtp.password", "a password or empty", "SMTP AUTH password",
+                            &Config::smtp_password));
+  keys.back().secret = true;
+  keys.push_back(string_key("smtp.starttls", "try or required",
+                            "on smtp:// URLs, STARTTLS when offered (try) or always (required)",
+                            &Config::smtp_starttls, {"try", "required"}));
+  keys.push_back(int_key("smtp.retry-initial", "a duration from 100ms to 1h (e.g. 30s)",
+                         "wait after a failed send; doubles each attempt up to smtp.retry-max",
+                         &Config::smtp_retry_initial_ms, parse_duration_ms, 100, 3'600'000,
+                         print_ms));
+  keys.push_back(int_key("smtp.retry-max", "a duration from 100ms to 24h (e.g. 1h)",
+                         "longest wait between two attempts to send an email",
+                         &Config::smtp_retry_max_ms, parse_duration_ms, 100, 86'400'000, print_ms));
   keys.push_back(int_key("shutdown.deadline", "a duration from 0ms to 10m (e.g. 10s)",
                          "how long in-flight requests may take to finish at shutdown",
                          &Config::shutdown_deadline_ms, parse_duration_ms, 0, 600'000, print_ms));

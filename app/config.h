@@ -89,6 +89,24 @@ struct Config {
   /// Per-channel targets, from `[hls.channels.NAME]` tables in the TOML file only.
   std::map<std::string, HlsTargets> hls_channels;
 
+  // Broadcasts and streamers' email.
+  /// A key that publishes with nothing scheduled creates an unscheduled broadcast.
+  std::string broadcasts_allow_unscheduled = "true";
+  /// Keys publish only from broadcasts.early before a scheduled start to broadcasts.late after
+  /// its end.
+  std::string broadcasts_key_window = "false";
+  int64_t broadcasts_early_ms = 15 * 60'000;
+  int64_t broadcasts_late_ms = 30 * 60'000;
+  /// smtp:// or smtps:// URL of the mail server; empty writes .eml files under DATA_DIR/mail.
+  std::string smtp_url;
+  std::string smtp_from = "hawker@localhost";
+  std::string smtp_user;
+  std::string smtp_password;
+  /// "try": STARTTLS when the server offers it; "required": refuse to send without TLS.
+  std::string smtp_starttls = "try";
+  int64_t smtp_retry_initial_ms = 30'000;
+  int64_t smtp_retry_max_ms = 3'600'000;
+
   int64_t shutdown_deadline_ms = 10'000;
 
   /// The targets a channel gets: its own where set, else the server's ("": the server's).

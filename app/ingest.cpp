@@ -101,14 +101,35 @@ void Ingest::check_key(uint64_t conn_id, std::string remote, std::string key, Au
           return;
         }
         throttle_.record_success(host);
-        publish_ok_.inc();
-        start_publishing(conn_id, remote, (*found)->channel, commerce::stream_key_hash(*secret));
-        done(true, "");
+        commerce::Streamer streamer = **found;
+        std::string key_hash = commerce::stream_key_hash(*secret);
+        if (observer_ == nullptr) {
+          publish_ok_.inc();
+          start_publishing(conn_id, remote, streamer, std::move(key_hash));
+          done(true, "");
+          return;
+        }
+        observer_->admit(streamer,
+                         [this, alive, conn_id, remote, streamer, key_hash = std::move(key_hash),
+                          done](std::optional<std::string> refusal) mutable {
+                           if (!*alive) return;
+                           if (refusal) {
+                             publish_refused_.inc();
+                             log::warn(kLog, "channel={} conn={} remote={} refused: {}",
+                                       streamer.channel, conn_id, remote, *refusal);
+                             done(false, *refusal);
+                             return;
+                           }
+                           publish_ok_.inc();
+                           start_publishing(conn_id, remote, streamer, std::move(key_hash));
+                           done(true, "");
+                         });
       });
 }
 
 void Ingest::start_publishing(uint64_t conn_id, const std::string& remote,
-                              const std::string& channel, std::string key_hash) {
+                              const commerce::Streamer& streamer, std::string key_hash) {
+  const std::string& channel = streamer.channel;
   auto previous = registry_.publish_started(channel, conn_id, remote, clock_.wall_ms());
   publishers_[conn_id] = Publisher{channel, std::move(key_hash)};
   if (previous) {
@@ -121,6 +142,7 @@ void Ingest::start_publishing(uint64_t conn_id, const std::string& remote,
     log::info(kLog, "channel={} conn={} remote={} publishing", channel, conn_id, remote);
   }
   if (sink_ != nullptr) sink_->publisher_started(channel);
+  if (observer_ != nullptr) observer_->channel_live(channel, streamer.id);
 }
 
 void Ingest::on_track_config(uint64_t conn_id, const media::TrackConfig& config) {
@@ -163,6 +185,7 @@ void Ingest::tick() {
     stream_bitrate_.with({channel}).set(0);
     stream_fps_.with({channel}).set(0);
     if (sink_ != nullptr) sink_->stream_ended(channel);
+    if (observer_ != nullptr) observer_->channel_ended(channel);
   }
   if (clock_.steady_ms() - last_recheck_ms_ >= options_.key_recheck_ms) {
     last_recheck_ms_ = clock_.steady_ms();

@@ -4,9 +4,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "app/auth_throttle.h"
+#include "commerce/streamers.h"
 #include "core/clock.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -24,6 +26,22 @@ struct IngestOptions {
   int64_t key_recheck_ms = 5'000;
 };
 
+/// Learns when channels go live and end, and may refuse a publish whose key is right (for
+/// example outside its broadcast window). Loop thread only.
+class IngestObserver {
+ public:
+  using AdmitDone = std::function<void(std::optional<std::string> refusal)>;
+  virtual ~IngestObserver() = default;
+  /// Called once a key matched: `done(std::nullopt)` accepts, a reason refuses (the publisher
+  /// reads it in NetStream.Publish.BadName).
+  virtual void admit(const commerce::Streamer& streamer, AdmitDone done) = 0;
+  /// A publisher started on the channel: the first, one back within the grace period, or one
+  /// taking over.
+  virtual void channel_live(const std::string& channel, int64_t streamer_id) = 0;
+  /// The grace period ran out with no publisher back: the stream is over.
+  virtual void channel_ended(const std::string& channel) = 0;
+};
+
 /// The app's side of RTMP ingest: checks stream keys against SQLite (with brute-force
 /// slow-down), keeps the stream registry, handles takeovers and the reconnect grace period,
 /// and hands media to the channel sink. Loop thread only.
@@ -36,6 +54,7 @@ class Ingest final : public media::rtmp::IngestDelegate {
   /// The server whose connections this ingest closes on takeover; set once before listening.
   void attach(media::rtmp::RtmpServer& server) { server_ = &server; }
   void set_sink(media::ChannelSink* sink) { sink_ = sink; }
+  void set_observer(IngestObserver* observer) { observer_ = observer; }
   const media::StreamRegistry& registry() const { return registry_; }
   /// Refreshes the stream gauges in /metrics.
   void collect_metrics();
@@ -53,8 +72,8 @@ class Ingest final : public media::rtmp::IngestDelegate {
     std::string key_hash;
   };
   void check_key(uint64_t conn_id, std::string remote, std::string key, AuthorizeDone done);
-  void start_publishing(uint64_t conn_id, const std::string& remote, const std::string& channel,
-                        std::string key_hash);
+  void start_publishing(uint64_t conn_id, const std::string& remote,
+                        const commerce::Streamer& streamer, std::string key_hash);
   void tick();
   void recheck_keys();
 
@@ -64,6 +83,7 @@ class Ingest final : public media::rtmp::IngestDelegate {
   IngestOptions options_;
   media::rtmp::RtmpServer* server_ = nullptr;
   media::ChannelSink* sink_ = nullptr;
+  IngestObserver* observer_ = nullptr;
   media::StreamRegistry registry_;
   AuthThrottle throttle_;
   std::map<uint64_t, Publisher> publishers_;

@@ -1,7 +1,9 @@
 #include "app/schema.h"
 
+#include "commerce/broadcasts.h"
 #include "commerce/catalogue.h"
 #include "commerce/events.h"
+#include "commerce/mail.h"
 #include "commerce/orders.h"
 #include "commerce/seller_auth.h"
 #include "commerce/streamers.h"
@@ -17,6 +19,8 @@ storage::Schema hawker_schema() {
   schema.add(commerce::catalogue_migrations());
   schema.add(commerce::order_migrations());
   schema.add(commerce::webhook_migrations());
+  schema.add(commerce::broadcast_migrations());
+  schema.add(commerce::mail_migrations());
   return schema;
 }
 

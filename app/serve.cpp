@@ -7,9 +7,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/broadcast_link.h"
 #include "app/ingest.h"
 #include "app/schema.h"
+#include "commerce/broadcasts_api.h"
 #include "commerce/events.h"
+#include "commerce/mail.h"
 #include "commerce/outbound.h"
 #include "commerce/payments.h"
 #include "commerce/seller_auth.h"
@@ -88,6 +91,7 @@ class Application {
     if (auto s = store_.open(); !s) return fail(std::move(s).error().with_context("open storage"));
     if (auto s = start_shop(); !s) return fail(s.error());
     if (auto s = start_events(); !s) return fail(s.error());
+    if (auto s = start_broadcasts(); !s) return fail(s.error());
     if (auto s = add_routes(); !s) return fail(s.error());
 
     auto http_port = http_.listen(config_.http_listen.host, config_.http_listen.port);
@@ -97,6 +101,7 @@ class Application {
     }
     http_address_ = app::HostPort{config_.http_listen.host, *http_port}.to_string();
     ingest_.set_sink(&hls_);
+    ingest_.set_observer(broadcast_link_.get());
     ingest_.attach(rtmp_);
     auto rtmp_port = rtmp_.listen(config_.rtmp_listen.host, config_.rtmp_listen.port);
     if (!rtmp_port) {
@@ -137,6 +142,42 @@ class Application {
 
   /// What the shop's events feed: signed webhooks to the seller's endpoints (pending deliveries
   /// from before a restart go out at once) and live streams for viewers.
+  /// Broadcasts: the admin and public API, the link that makes a show live when its key
+  /// publishes, and the mail outbox that sends streamers their keys.
+  Status start_broadcasts() {
+    commerce::SmtpSettings smtp = smtp_settings(config_);
+    if (smtp.url.empty()) {
+      log::info(kLog, "no smtp.url: streamers' emails are written to {}", smtp.mail_dir);
+    }
+    mail_ = std::make_unique<commerce::MailSender>(store_, std::move(smtp),
+                                                   mail_sender_options(config_));
+    commerce::BroadcastApiOptions bo;
+    bo.public_url = [this] { return public_url(); };
+    bo.rtmp_url = [this] { return rtmp_url(); };
+    bo.mail_from = config_.smtp_from;
+    bo.mail_queued = [this] { mail_->wake(); };
+    broadcast_api_ = std::make_unique<commerce::BroadcastApi>(store_, seller_auth_, event_bus_,
+                                                              SystemClock::instance(), bo);
+    HAWKER_TRY_STATUS(broadcast_api_->add_routes(router_), "broadcast routes");
+    broadcast_link_ = std::make_unique<BroadcastLink>(store_, event_bus_, SystemClock::instance(),
+                                                      go_live_rule(config_));
+    broadcast_link_->start();
+    mail_->start();
+    return ok_status();
+  }
+
+  /// The RTMP URL streamers put in OBS, with the port actually bound.
+  std::string rtmp_url() const {
+    if (!config_.rtmp_public_url.empty() || rtmp_address_.empty()) {
+      return config_.effective_rtmp_url();
+    }
+    Config c = config_;
+    c.rtmp_listen.port = std::stoi(rtmp_address_.substr(rtmp_address_.rfind(':') + 1));
+    if (!config_.public_url.empty()) return c.effective_rtmp_url();
+    c.http_listen.port = std::stoi(http_address_.substr(http_address_.rfind(':') + 1));
+    return c.effective_rtmp_url();
+  }
+
   Status start_events() {
     auto schedule = parse_retry_schedule(config_.webhooks_retry_schedule);
     if (!schedule) return std::move(schedule).error().with_context("webhooks.retry-schedule");
@@ -184,9 +225,9 @@ class Application {
     commerce::ShopOptions options;
     options.payment_window_ms = config_.orders_payment_window_ms;
     options.default_low_stock_threshold = config_.orders_low_stock_threshold;
-    shop_ = std::make_unique<commerce::ShopApi>(loop_, store_, seller_auth_, event_bus_, metrics_,
-                                                SystemClock::instance(), std::move(provider),
-                                                options);
+    shop_ =
+        std::make_unique<commerce::ShopApi>(loop_, store_, seller_auth_, event_bus_, metrics_,
+                                            SystemClock::instance(), std::move(provider), options);
     HAWKER_TRY_STATUS(seller_auth_.add_routes(router_), "admin auth routes");
     HAWKER_TRY_STATUS(shop_->add_routes(router_), "shop routes");
     shop_->start();
@@ -480,6 +521,8 @@ class Application {
     if (sse_) sse_->stop();
     if (webhooks_) webhooks_->stop();
     if (outbound_) outbound_->stop();
+    // The mail thread uses the store: stopped before it closes.
+    if (mail_) mail_->stop();
     store_.close();
     for (auto& s : signals_) uv_signal_stop(s.get());
     signals_.clear();
@@ -503,6 +546,9 @@ class Application {
   std::unique_ptr<commerce::WebhookDispatcher> webhooks_;
   std::unique_ptr<commerce::WebhookAdminApi> webhook_api_;
   std::unique_ptr<commerce::SseHub> sse_;
+  std::unique_ptr<commerce::MailSender> mail_;
+  std::unique_ptr<commerce::BroadcastApi> broadcast_api_;
+  std::unique_ptr<BroadcastLink> broadcast_link_;
   std::vector<UvPtr<uv_signal_t>> signals_;
   std::string http_address_;
   std::string rtmp_address_;

@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "app/broadcast_link.h"
 #include "app/schema.h"
+#include "commerce/broadcasts_api.h"
+#include "commerce/mail.h"
 #include "commerce/streamers.h"
 #include "core/clock.h"
 #include "core/loop.h"
@@ -83,10 +86,24 @@ int streamer_command(const Config& config, const CommandLine& cl) {
     fmt::print("{}\n", issued_json(config, *issued).dump(2));
   } else if (verb == "rotate" && cl.positional.size() == 3) {
     std::string channel = cl.positional[2];
-    auto issued = store.write_sync<IssuedKey>(
-        [&](storage::Database& db) { return commerce::rotate_stream_key(db, channel, now); });
+    // The streamer's email is queued in the same transaction as the new key, then sent now
+    // (or written as an .eml file); if the mail server is down, `hawker serve` retries it.
+    auto issued = store.write_sync<IssuedKey>([&](storage::Database& db) -> Result<IssuedKey> {
+      auto k = commerce::rotate_stream_key(db, channel, now);
+      if (!k) return k;
+      HAWKER_TRY_STATUS(commerce::queue_stream_key_mail(db, config.smtp_from, k->streamer, k->key,
+                                                        commerce::StreamKeyMail::Reason::kRotated,
+                                                        config.effective_rtmp_url(),
+                                                        config.effective_public_url(), now),
+                        "queue the streamer's email");
+      return k;
+    });
     if (!issued) return store.close(), fail(issued.error());
-    fmt::print("{}\n", issued_json(config, *issued).dump(2));
+    size_t sent =
+        commerce::send_due_mail(store, smtp_settings(config), mail_sender_options(config), now);
+    nlohmann::json out = issued_json(config, *issued);
+    out["email_sent"] = sent > 0;
+    fmt::print("{}\n", out.dump(2));
   } else if (verb == "revoke" && cl.positional.size() == 3) {
     std::string channel = cl.positional[2];
     auto revoked = store.write_sync<Streamer>(
