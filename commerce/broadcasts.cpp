@@ -331,6 +331,8 @@ std::span<const storage::Migration> broadcast_migrations() { return kMigrations;
 
 Status parse_broadcast_fields(const nlohmann::json& body, bool creating, BroadcastFields& out,
                               std::string& field) {
+  out = BroadcastFields{};
+  field.clear();
   static const std::set<std::string> kKnown = {"title",   "description",    "starts_at",
                                                "ends_at", "streamer_email", "product_ids"};
   for (const auto& [k, v] : body.items()) {
