@@ -26,6 +26,38 @@ Error bad_value(std::string_view key, std::string_view value, std::string_view e
                fmt::format("{}: invalid value \"{}\": expected {}", key, value, expected)};
 }
 
+}  // namespace
+
+Result<std::vector<LadderRungSetting>> parse_transcode_ladder(std::string_view text) {
+  std::vector<LadderRungSetting> rungs;
+  auto bad = [&](std::string_view why) {
+    return Error{ErrorCode::kInvalidArgument,
+                 fmt::format("transcode ladder \"{}\": {}", text, why)};
+  };
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (comma != std::string_view::npos && rest.empty()) return bad("trailing comma");
+    const size_t a = item.find(':');
+    const size_t b = a == std::string_view::npos ? a : item.find(':', a + 1);
+    if (b == std::string_view::npos) return bad("a rung is HEIGHT:KBPS:FPS");
+    auto height = parse_int(item.substr(0, a));
+    auto kbps = parse_int(item.substr(a + 1, b - a - 1));
+    auto fps = parse_int(item.substr(b + 1));
+    if (!height || !kbps || !fps || *height < 144 || *height > 2160 || *kbps < 100 ||
+        *kbps > 50'000 || *fps < 1 || *fps > 120) {
+      return bad("height 144-2160, 100-50000 kb/s, 1-120 fps");
+    }
+    if (!rungs.empty() && *height >= rungs.back().height) return bad("heights must decrease");
+    rungs.push_back(LadderRungSetting{static_cast<int>(*height), *kbps, static_cast<int>(*fps)});
+  }
+  return rungs;
+}
+
+namespace {
+
 /// Builds a key for an integer field with a unit parser and bounds.
 ConfigKey int_key(std::string key, std::string expected, std::string help, int64_t Config::*field,
                   Result<int64_t> (*parse)(std::string_view), int64_t min, int64_t max,
@@ -246,6 +278,22 @@ std::vector<ConfigKey> build_keys() {
   keys.push_back(int_key("hls.max-segment", "a duration from 1s to 30s (e.g. 4s)",
                          "segments are cut without a keyframe at this length (TARGETDURATION)",
                          &Config::hls_max_segment_ms, parse_duration_ms, 1000, 30'000, print_ms));
+  keys.push_back(string_key("transcode.enabled", "true or false",
+                            "transcode renditions below the source's height (the ladder)",
+                            &Config::transcode_enabled, {"true", "false"}));
+  {
+    ConfigKey k = string_key("transcode.ladder",
+                             "HEIGHT:KBPS:FPS rungs, highest first (e.g. 720:3000:30,480:1400:30)",
+                             "rungs of the ladder: height, video kb/s and maximum frame rate; "
+                             "rungs at or above the source's height are skipped",
+                             &Config::transcode_ladder);
+    k.set = [expected = k.expected](Config& c, std::string_view v) -> Status {
+      if (!parse_transcode_ladder(v)) return bad_value("transcode.ladder", v, expected);
+      c.transcode_ladder = std::string(v);
+      return ok_status();
+    };
+    keys.push_back(std::move(k));
+  }
   keys.push_back(string_key("broadcasts.allow-unscheduled", "true or false",
                             "a key publishing with nothing scheduled starts an unscheduled show",
                             &Config::broadcasts_allow_unscheduled, {"true", "false"}));

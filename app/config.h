@@ -23,6 +23,16 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 /// Parses a size: "64KiB", "1MiB", "512" (bytes).
 Result<int64_t> parse_size_bytes(std::string_view text);
 
+/// One rung of `transcode.ladder`: "HEIGHT:KBPS:FPS".
+struct LadderRungSetting {
+  int height = 0;
+  int64_t bitrate_kbps = 0;
+  int max_fps = 0;
+};
+/// Parses "720:3000:30,480:1400:30,360:800:30" (heights 144-2160, 100-50000 kb/s, 1-120 fps,
+/// highest first, no repeated height); an empty list means no transcoded renditions.
+Result<std::vector<LadderRungSetting>> parse_transcode_ladder(std::string_view text);
+
 /// LL-HLS part and segment targets (see docs/llhls.md). In Config::hls_channels, 0 means the
 /// server's value.
 struct HlsTargets {
@@ -88,6 +98,10 @@ struct Config {
   int64_t hls_max_segment_ms = 4000;
   /// Per-channel targets, from `[hls.channels.NAME]` tables in the TOML file only.
   std::map<std::string, HlsTargets> hls_channels;
+
+  // Transcoded renditions (docs/transcode.md).
+  std::string transcode_enabled = "true";
+  std::string transcode_ladder = "720:3000:30,480:1400:30,360:800:30";
 
   // Broadcasts and streamers' email.
   /// A key that publishes with nothing scheduled creates an unscheduled broadcast.

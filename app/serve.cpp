@@ -7,6 +7,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+extern "C" {
+#include <libavutil/log.h>
+}
+
 #include "app/broadcast_link.h"
 #include "app/ingest.h"
 #include "app/schema.h"
@@ -244,6 +248,15 @@ class Application {
       return p;
     };
     o.packager = packager(c.hls_targets(""));
+    o.transcode = c.transcode_enabled == "true";
+    o.ladder.rungs.clear();
+    // Validated when the configuration was loaded.
+    if (auto ladder = parse_transcode_ladder(c.transcode_ladder)) {
+      for (const LadderRungSetting& rung : *ladder) {
+        o.ladder.rungs.push_back({rung.height, rung.bitrate_kbps * 1000, rung.max_fps});
+      }
+    }
+    o.transcode = o.transcode && !o.ladder.rungs.empty();
     for (const auto& [channel, targets] : c.hls_channels) {
       o.channel_packager[channel] = packager(c.hls_targets(channel));
     }
@@ -570,6 +583,8 @@ class Application {
 }  // namespace
 
 int serve(const Config& config) {
+  // libx264 and the H.264 decoder print banners and per-stream notes at info level.
+  av_log_set_level(AV_LOG_ERROR);
   Application app(config);
   return app.run();
 }

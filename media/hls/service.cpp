@@ -1,6 +1,7 @@
 #include "media/hls/service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <utility>
 
@@ -85,6 +86,17 @@ struct HlsService::Rendition {
   std::string name;
   SegmentStore store;
   std::vector<TrackConfig> tracks;  ///< of the current publish generation
+  /// A transcoded rung dropped for not keeping real time: out of the multivariant playlist.
+  bool dropped = false;
+  int max_fps = 0;  ///< a rung's frame-rate cap; 0 for the source
+};
+
+/// The bound on a channel's ladder queue. `queued_pts` belongs to the source's worker,
+/// `done_pts` is written by the transcode worker.
+struct LadderFeed {
+  std::atomic<int64_t> done_pts{0};
+  int64_t queued_pts = 0;
+  bool skipping = false;
 };
 
 struct HlsService::Channel {
@@ -98,6 +110,18 @@ struct HlsService::Channel {
   std::map<std::string, std::unique_ptr<Rendition>, std::less<>> renditions;
   State state = State::kLive;
   int64_t ended_at_ms = 0;
+  size_t ladder_worker = 0;
+  std::shared_ptr<LadderPipeline> ladder;
+  /// Source frame rate, measured from the video packets' timestamps (milliseconds).
+  int64_t video_packets = 0;
+  uint32_t first_video_ms = 0;
+  uint32_t last_video_ms = 0;
+  double frame_rate() const {
+    const int64_t span = static_cast<int32_t>(last_video_ms - first_video_ms);
+    return video_packets > 1 && span > 0
+               ? 1000.0 * static_cast<double>(video_packets - 1) / static_cast<double>(span)
+               : 0.0;
+  }
 };
 
 HlsService::HlsService(Loop& loop, MediaWorkers& workers, Metrics& metrics,
@@ -143,7 +167,16 @@ HlsService::HlsService(Loop& loop, MediaWorkers& workers, Metrics& metrics,
                                  "From the packet that completes a part reaching the loop to the "
                                  "part being servable from the store",
                                  {}, {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1})
-                      .with({})) {
+                      .with({})),
+      rungs_dropped_(metrics.counter("hawker_transcode_rung_dropped_total",
+                                     "Transcoded renditions dropped because they could not be "
+                                     "encoded in real time (retried later)",
+                                     {"channel", "rendition"})) {
+  if (options_.transcode) {
+    transcode_workers_ = std::make_unique<MediaWorkers>(options_.transcode_workers > 0
+                                                            ? options_.transcode_workers
+                                                            : MediaWorkers::default_count());
+  }
   tick_timer_.start(kTickMs, kTickMs, [this] { tick(); });
 }
 
@@ -166,8 +199,16 @@ void HlsService::shutdown() {
   for (auto& [name, channel] : channels_) {
     workers_.post(channel->worker,
                   [pipeline = std::move(channel->pipeline)]() mutable { pipeline.reset(); });
+    if (channel->ladder != nullptr) {
+      transcode_workers_->post(channel->ladder_worker,
+                               [ladder = std::move(channel->ladder)]() mutable { ladder.reset(); });
+    }
   }
+  // The source workers post to the transcode workers, so they stop first.
   workers_.stop();
+  if (transcode_workers_ != nullptr) {
+    transcode_workers_->stop();
+  }
   mailbox_.close();
 }
 
@@ -220,8 +261,90 @@ HlsService::Channel& HlsService::channel_for_publish(const std::string& name) {
   channel->pipeline = std::make_shared<StreamPipeline>(name, pipeline, channel->first_msn);
   Channel& c = *channel;
   rendition(c, std::string(kSourceRendition));
+  if (transcode_workers_ != nullptr) {
+    start_ladder(c);
+  }
   channels_.emplace(name, std::move(channel));
   return c;
+}
+
+void HlsService::start_ladder(Channel& channel) {
+  LadderPipelineOptions options;
+  options.ladder = options_.ladder;
+  options.packager = channel.packager;
+  options.retry_after_ms = options_.ladder_retry_ms;
+  channel.ladder_worker = transcode_workers_->pick();
+  channel.ladder = std::make_shared<LadderPipeline>(channel.name, std::move(options), clock_);
+  auto feed = std::make_shared<LadderFeed>();
+  const int64_t bound = options_.ladder_queue_ms * remux::kTicksPerMs;
+  // Runs on the source's worker: it only posts, so the source never waits for the ladder.
+  auto post = [this, worker = channel.ladder_worker, ladder = channel.ladder, feed,
+               name = channel.name, instance = channel.instance](
+                  std::function<void(LadderPipeline&, LadderOutput&)> work) {
+    transcode_workers_->post(worker, [this, ladder, feed, name, instance, work = std::move(work)] {
+      LadderOutput output;
+      work(*ladder, output);
+      feed->done_pts.store(ladder->last_video_pts(), std::memory_order_relaxed);
+      if (output.events.empty() && output.dropped.empty()) {
+        return;
+      }
+      mailbox_.post([this, name, instance, output = std::move(output)]() mutable {
+        apply_ladder(name, instance, std::move(output));
+      });
+    });
+  };
+  channel.pipeline->set_tap([feed, bound, post](SourceTapEvent event) {
+    if (event.kind == SourceTapEvent::Kind::kPacket && event.packet.kind == TrackKind::kVideo) {
+      if (feed->skipping && !event.packet.keyframe) {
+        return;
+      }
+      feed->skipping = false;
+      if (event.packet.pts - feed->done_pts.load(std::memory_order_relaxed) > bound) {
+        // The decoder needs a keyframe to start again: leave out everything up to one.
+        feed->skipping = !event.packet.keyframe;
+        post([](LadderPipeline& ladder, LadderOutput& out) { ladder.input_lost(out); });
+        if (feed->skipping) {
+          return;
+        }
+      }
+      feed->queued_pts = event.packet.pts;
+    } else if (event.kind != SourceTapEvent::Kind::kPacket) {
+      feed->skipping = false;
+    }
+    post([event = std::move(event)](LadderPipeline& ladder, LadderOutput& out) {
+      ladder.handle(event, out);
+    });
+  });
+}
+
+void HlsService::apply_ladder(const std::string& name, uint64_t instance, LadderOutput output) {
+  Channel* channel = find_channel(name);
+  if (channel == nullptr || channel->instance != instance) {
+    return;
+  }
+  for (const std::string& dropped : output.dropped) {
+    Rendition& r = rendition(*channel, dropped);
+    r.dropped = true;
+    rungs_dropped_.with({name, dropped}).inc();
+    log::warn(kLog, "channel={} rendition={} left out of the multivariant playlist", name, dropped);
+  }
+  apply(name, instance, std::move(output.events), false, {});
+}
+
+void HlsService::answer_held(const std::string& channel, const std::string& rendition) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, request] : held_) {
+    if (request.channel == channel && request.rendition == rendition) {
+      ids.push_back(id);
+    }
+  }
+  for (uint64_t id : ids) {
+    HeldRequest request = std::move(held_[id]);
+    held_.erase(id);
+    request.exchange->on_abort(nullptr);
+    request.exchange->respond(unavailable("the rendition restarted", 1));
+  }
+  held_gauge_.set(static_cast<double>(held_.size()));
 }
 
 void HlsService::run_on_worker(
@@ -251,6 +374,7 @@ void HlsService::publisher_started(const std::string& name) {
   }
   Channel& channel = channel_for_publish(name);
   channel.state = Channel::State::kLive;
+  channel.video_packets = 0;
   run_on_worker(channel,
                 [](StreamPipeline& p, std::vector<RenditionEvent>& out) { p.begin_publish(out); });
 }
@@ -269,6 +393,13 @@ void HlsService::packet(const std::string& name, Packet&& packet) {
   Channel* channel = find_channel(name);
   if (channel == nullptr) {
     return;
+  }
+  if (packet.kind == TrackKind::kVideo) {
+    if (channel->video_packets == 0) {
+      channel->first_video_ms = packet.timestamp_ms;
+    }
+    ++channel->video_packets;
+    channel->last_video_ms = packet.timestamp_ms;
   }
   // std::chrono rather than clock_: the part-ready figure needs sub-millisecond resolution and
   // is only observed, never acted on.
@@ -309,6 +440,23 @@ void HlsService::apply(const std::string& name, uint64_t instance,
     return;  // the channel was dropped (and maybe started again) since
   }
   for (RenditionEvent& event : events) {
+    if (auto* opened = std::get_if<std::shared_ptr<const RenditionOpened>>(&event.body);
+        opened != nullptr && event.rendition != kSourceRendition) {
+      auto it = channel->renditions.find(event.rendition);
+      if (it != channel->renditions.end() && (*opened)->first_msn != it->second->store.next_msn()) {
+        // A rung that was dropped (or lost frames) restarts at the source's current msn: a
+        // fresh store, since a store's media sequence has no gaps.
+        answer_held(name, event.rendition);
+        channel->renditions.erase(it);
+      }
+      Rendition& r = rendition(*channel, event.rendition);
+      r.dropped = false;
+      for (const transcode::RungConfig& rung : options_.ladder.rungs) {
+        if (fmt::format("{}p", rung.height) == event.rendition) {
+          r.max_fps = rung.max_fps;
+        }
+      }
+    }
     Rendition& r = rendition(*channel, event.rendition);
     std::visit(
         Overloaded{
@@ -431,6 +579,11 @@ void HlsService::drop_channel(const std::string& name) {
   workers_.post(channel.worker,
                 [pipeline = std::move(channel.pipeline)]() mutable { pipeline.reset(); });
   workers_.release(channel.worker);
+  if (channel.ladder != nullptr) {
+    transcode_workers_->post(channel.ladder_worker,
+                             [ladder = std::move(channel.ladder)]() mutable { ladder.reset(); });
+    transcode_workers_->release(channel.ladder_worker);
+  }
   bytes_held_.with({name}).set(0);
   log::info(kLog, "channel={} dropped from memory", name);
   channels_.erase(it);
@@ -467,13 +620,16 @@ void HlsService::serve_multivariant(const http::Request& request,
     return;
   }
   std::vector<Variant> variants;
+  const double source_fps = channel->frame_rate();
   for (const auto& [name, r] : channel->renditions) {
-    if (r->tracks.empty()) {
+    if (r->tracks.empty() || r->dropped) {
       continue;
     }
     Variant variant;
     variant.name = name;
     variant.tracks = r->tracks;
+    variant.frame_rate =
+        r->max_fps > 0 ? std::min(source_fps, static_cast<double>(r->max_fps)) : source_fps;
     // Bit rates measured on the segments in memory: peak over single segments, average over all.
     MediaPlaylist playlist = r->store.playlist();
     int64_t total_bytes = 0;
@@ -589,8 +745,19 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
     if (store == nullptr) {
       return not_found("the stream is over");
     }
-    auto response =
-        http::Response::text(200, write_media_playlist(store->playlist(), delta), kPlaylistType);
+    std::vector<RenditionReport> reports;
+    if (const Channel* c = find_channel(name)) {
+      for (const auto& [other_name, other] : c->renditions) {
+        const PlaylistPosition position = other->store.position();
+        if (other_name == rendition || other->dropped || other->tracks.empty() ||
+            position.last_msn < 0) {
+          continue;
+        }
+        reports.push_back(RenditionReport{other_name, position.last_msn, position.last_part});
+      }
+    }
+    auto response = http::Response::text(
+        200, write_media_playlist(store->playlist(std::move(reports)), delta), kPlaylistType);
     // A blocking response names a part that exists for good, so a cache may keep it a while; a
     // plain reload must see the newest playlist.
     response.headers.set("Cache-Control", blocking ? fmt::format("public, max-age={}", max_age)

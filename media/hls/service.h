@@ -17,6 +17,7 @@
 #include "http/response.h"
 #include "http/router.h"
 #include "media/channel_sink.h"
+#include "media/hls/ladder_pipeline.h"
 #include "media/hls/packager.h"
 #include "media/hls/segment_store.h"
 #include "media/hls/stream_pipeline.h"
@@ -38,6 +39,17 @@ struct HlsServiceOptions {
   /// player that is behind can finish; a publish within it continues the same playlist.
   int64_t linger_ms = 60'000;
   StreamPipelineOptions pipeline;
+  /// Transcoded renditions beside the source (docs/transcode.md).
+  bool transcode = true;
+  transcode::LadderConfig ladder;
+  /// A rung dropped for not keeping real time is tried again after this much media time.
+  int64_t ladder_retry_ms = 60'000;
+  /// Source media waiting for the ladder beyond this is left out (the ladder restarts its rungs
+  /// at the next segment start and drops its costliest rung).
+  int64_t ladder_queue_ms = 2'000;
+  /// Threads that run the ladders, apart from the source's media workers; 0 = one per core
+  /// beyond the loop's (MediaWorkers::default_count()).
+  size_t transcode_workers = 0;
 };
 
 /// The LL-HLS side of hawker: receives live channels from ingest (as a ChannelSink, on the loop),
@@ -107,6 +119,11 @@ class HlsService final : public ChannelSink {
                      std::chrono::steady_clock::time_point received = {});
   void apply(const std::string& name, uint64_t instance, std::vector<RenditionEvent> events,
              bool end_of_stream, std::chrono::steady_clock::time_point received);
+  void apply_ladder(const std::string& name, uint64_t instance, LadderOutput output);
+  /// Wires the channel's source pipeline to a LadderPipeline on a transcode worker.
+  void start_ladder(Channel& channel);
+  /// Answers the held requests of one rendition (its store is about to be replaced).
+  void answer_held(const std::string& channel, const std::string& rendition);
   void tick();
   void drop_channel(const std::string& name);
 
@@ -127,6 +144,7 @@ class HlsService final : public ChannelSink {
 
   MediaWorkers& workers_;
   HlsServiceOptions options_;
+  std::unique_ptr<MediaWorkers> transcode_workers_;
   const Clock& clock_;
   Mailbox mailbox_;
   Timer tick_timer_;
@@ -146,6 +164,7 @@ class HlsService final : public ChannelSink {
   Counter& hold_refused_;
   Counter& store_errors_;
   Histogram& part_ready_;
+  Family<Counter>& rungs_dropped_;
 };
 
 }  // namespace hawker::media::hls

@@ -119,6 +119,14 @@ void StreamPipeline::open(std::vector<RenditionEvent>& out) {
   opened->init_segment = packager_->init_segment();
   opened->first_msn = next_msn_;
   opened->origin_wall_ms = origin_wall_ms_;
+  if (tap_) {
+    SourceTapEvent tapped;
+    tapped.kind = SourceTapEvent::Kind::kOpened;
+    tapped.tracks = opened->tracks;
+    tapped.first_msn = opened->first_msn;
+    tapped.origin_wall_ms = opened->origin_wall_ms;
+    tap_(std::move(tapped));
+  }
   out.push_back(RenditionEvent{std::string(kSourceRendition), std::move(opened)});
   log::info(kLog, "channel={} packaging from msn {} ({} track(s), part {} ms, segment {} ms)",
             channel_, next_msn_, open_tracks_.size(), options_.packager.part_target_ms,
@@ -144,8 +152,20 @@ void StreamPipeline::push(const Packet& packet, std::vector<RenditionEvent>& out
     return;
   }
   scratch_.clear();
-  Status pushed = packager_->push(normaliser_->normalise(packet), scratch_);
+  remux::NormalisedPacket normalised = normaliser_->normalise(packet);
+  Status pushed = packager_->push(normalised, scratch_);
+  bool segment_start = false;
+  for (const PackagerEvent& event : scratch_) {
+    segment_start = segment_start || std::holds_alternative<SegmentComplete>(event);
+  }
   forward(scratch_, out);
+  if (tap_ && pushed) {
+    SourceTapEvent tapped;
+    tapped.packet = std::move(normalised);
+    tapped.segment_start = segment_start;
+    tapped.msn = next_msn_;
+    tap_(std::move(tapped));
+  }
   if (!pushed) {
     fail(pushed.error(), out);
   }
@@ -179,6 +199,15 @@ void StreamPipeline::close_generation(std::vector<RenditionEvent>& out) {
   }
   out.push_back(RenditionEvent{std::string(kSourceRendition), RenditionClosed{packager_->stats()}});
   packager_.reset();
+  tap_closed();
+}
+
+void StreamPipeline::tap_closed() {
+  if (tap_) {
+    SourceTapEvent tapped;
+    tapped.kind = SourceTapEvent::Kind::kClosed;
+    tap_(std::move(tapped));
+  }
 }
 
 void StreamPipeline::fail(const Error& error, std::vector<RenditionEvent>& out) {
@@ -190,6 +219,7 @@ void StreamPipeline::fail(const Error& error, std::vector<RenditionEvent>& out) 
     out.push_back(
         RenditionEvent{std::string(kSourceRendition), RenditionClosed{packager_->stats()}});
     packager_.reset();
+    tap_closed();
   }
   buffer_.clear();
   buffered_bytes_ = 0;

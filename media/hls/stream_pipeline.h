@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,24 @@ struct RenditionEvent {
       body;
 };
 
+/// What the source rendition's packager did, for a transcoding ladder fed beside it: the same
+/// normalised packets, each marked when it starts a source segment, so the ladder's rungs cut at
+/// the same times (see docs/transcode.md).
+struct SourceTapEvent {
+  enum class Kind { kOpened, kPacket, kClosed };
+  Kind kind = Kind::kPacket;
+  /// kOpened: the source generation's tracks, first msn and wall clock at media time 0.
+  std::vector<TrackConfig> tracks;
+  int64_t first_msn = 0;
+  int64_t origin_wall_ms = 0;
+  /// kPacket: the packet as the source's packager got it ...
+  remux::NormalisedPacket packet;
+  /// ... and whether it starts source segment `msn` (the packager cut before it).
+  bool segment_start = false;
+  int64_t msn = 0;
+};
+using SourceTap = std::function<void(SourceTapEvent)>;
+
 /// Counters of one stream's pipeline, for logs and /metrics.
 struct StreamPipelineStats {
   int64_t packets_in = 0;
@@ -86,6 +105,9 @@ class StreamPipeline {
   /// The publisher left: the last part is emitted and the open segment completed.
   void end_publish(std::vector<RenditionEvent>& out);
 
+  /// Receives every source generation's opening, packets and end, on this pipeline's worker.
+  void set_tap(SourceTap tap) { tap_ = std::move(tap); }
+
   /// The msn the next segment will have.
   int64_t next_msn() const { return next_msn_; }
   bool packaging() const { return packager_ != nullptr; }
@@ -102,6 +124,7 @@ class StreamPipeline {
   void close_generation(std::vector<RenditionEvent>& out);
   void forward(std::vector<PackagerEvent>& events, std::vector<RenditionEvent>& out);
   void fail(const Error& error, std::vector<RenditionEvent>& out);
+  void tap_closed();
   bool has_config(TrackKind kind) const;
 
   std::string channel_;
@@ -118,6 +141,7 @@ class StreamPipeline {
   int64_t next_msn_ = 0;
   StreamPipelineStats stats_;
   std::vector<PackagerEvent> scratch_;
+  SourceTap tap_;
 };
 
 }  // namespace hawker::media::hls
