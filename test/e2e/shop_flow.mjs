@@ -2,15 +2,19 @@
 // product and schedules a broadcast; the streamer's key arrives by email and ffmpeg publishes
 // with it; viewers watch (video advances, latency shown), buy and pay; the seller sees the paid
 // order; another viewer's stock counter follows without reloading; the last unit turns the buy
-// button off for everyone. Screenshots go to docs/screenshots/.
+// button off for everyone. Screenshots go to a temporary folder, or to the folder named by
+// HAWKER_SCREENSHOTS (`HAWKER_SCREENSHOTS=docs/screenshots` refreshes the README's pictures).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   SOURCE_ROOT, addStreamer, launchBrowser, publishFfmpeg, sleep, startHawker, stopAll, waitFor, waitForLive,
 } from './lib.mjs';
 
-const SHOTS = path.join(SOURCE_ROOT, 'docs', 'screenshots');
+const SHOTS = process.env.HAWKER_SCREENSHOTS
+  ? path.resolve(SOURCE_ROOT, process.env.HAWKER_SCREENSHOTS)
+  : fs.mkdtempSync(path.join(os.tmpdir(), 'hawker-shots-'));
 const LOGIN = 'seller';
 const PASSWORD = 'correct horse battery staple';
 const missing = [];
@@ -95,7 +99,10 @@ async function main() {
     );
     const eml = await waitFor(() => findEml(hawker.dataDir)[0], { timeoutMs: 15000, what: "the streamer's email" });
     const mail = fs.readFileSync(eml, 'utf8');
-    key = (/hwk_[A-Za-z0-9_-]{32}/.exec(mail) || [])[0];
+    // The text and HTML parts are base64 (RFC 2045): decode every part before looking for the key.
+    const parts = [...mail.matchAll(/Content-Transfer-Encoding: base64\r?\n\r?\n([A-Za-z0-9+/=\r\n]+)/g)]
+      .map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64').toString('utf8'));
+    key = (/hwk_[A-Za-z0-9_-]{32}/.exec([mail, ...parts].join('\n')) || [])[0];
     assert.ok(key, `the email carries the stream key (${eml})`);
     console.log(`broadcast ${bid} scheduled on ${channel}; key read from ${path.basename(eml)}`);
   } else {
