@@ -11,7 +11,15 @@ Error uv_error(int code, std::string_view what) {
   return Error{ec, fmt::format("{}: {}", what, uv_strerror(code))};
 }
 
-Loop::Loop() : thread_id_(std::this_thread::get_id()) { uv_loop_init(&loop_); }
+Loop::Loop() : thread_id_(std::this_thread::get_id()) {
+  uv_loop_init(&loop_);
+  loop_.data = this;
+}
+
+bool take_force_closed(uv_handle_t* handle) {
+  auto* loop = static_cast<Loop*>(handle->loop->data);
+  return loop != nullptr && loop->take_force_closed(handle);
+}
 
 Loop::~Loop() {
   if (!closed_) close();
@@ -26,10 +34,13 @@ int Loop::close() {
   closed_ = true;
   uv_walk(
       &loop_,
-      [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      [](uv_handle_t* h, void* self) {
+        if (!uv_is_closing(h)) {
+          uv_close(h, nullptr);
+          static_cast<Loop*>(self)->force_closed_.insert(h);
+        }
       },
-      nullptr);
+      this);
   uv_run(&loop_, UV_RUN_DEFAULT);
   return uv_loop_close(&loop_);
 }
@@ -85,6 +96,16 @@ void Mailbox::close() {
     std::lock_guard lock(state_->mutex);
     state_->closed = true;
     state_->queue.clear();
+  }
+  auto* h = reinterpret_cast<uv_handle_t*>(handle_);
+  if (uv_is_closing(h)) {
+    // Loop::close() already closed the handle without freeing it.
+    if (take_force_closed(h)) {
+      delete static_cast<std::shared_ptr<State>*>(h->data);
+      delete handle_;
+    }
+    handle_ = nullptr;
+    return;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) {
     delete static_cast<std::shared_ptr<State>*>(h->data);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.h"
@@ -18,10 +19,16 @@ Error uv_error(int code, std::string_view what);
 
 /// Closes any libuv handle and frees its memory in the close callback, never before: the rule
 /// libuv sets for handle lifetime. `handle` must have been allocated with `new T`.
+bool take_force_closed(uv_handle_t* handle);
+
 template <typename T>
 void close_and_delete(T* handle) {
   uv_handle_t* h = reinterpret_cast<uv_handle_t*>(handle);
-  if (uv_is_closing(h)) return;
+  if (uv_is_closing(h)) {
+    // Loop::close() closed it for its owner, without a callback to free it: free it now.
+    if (take_force_closed(h)) delete handle;
+    return;
+  }
   uv_close(h, [](uv_handle_t* closed) { delete reinterpret_cast<T*>(closed); });
 }
 
@@ -49,10 +56,15 @@ class Loop {
   void stop() { uv_stop(&loop_); }
   bool on_loop_thread() const { return std::this_thread::get_id() == thread_id_; }
   /// Closes every remaining handle and runs the loop until they are gone; returns
-  /// uv_loop_close's answer (0 when nothing leaked).
+  /// uv_loop_close's answer (0 when nothing leaked). Handles whose owners still live are
+  /// remembered, so that their owners free them when they go (take_force_closed()).
   int close();
 
+  /// Whether close() closed `handle` on its owner's behalf; forgets it.
+  bool take_force_closed(uv_handle_t* handle) { return force_closed_.erase(handle) > 0; }
+
  private:
+  std::unordered_set<uv_handle_t*> force_closed_;
   uv_loop_t loop_;
   std::thread::id thread_id_;
   bool closed_ = false;

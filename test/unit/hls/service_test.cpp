@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -370,6 +371,13 @@ TEST_CASE(
   }
 
   SUBCASE("a held request times out with 503") {
+    // Let the worker finish what was fed (its events land in order) so that no part the
+    // request waits for can still arrive.
+    std::atomic<bool> drained{false};
+    h.workers.post(0, [&] { drained = true; });
+    REQUIRE(h.run_until([&] { return drained.load(); }));
+    int ticks = 0;
+    h.run_until([&] { return ++ticks > 10; });
     const PlaylistPosition at = h.store()->position();
     auto held = h.get(fmt::format("/live/shop/source/playlist.m3u8?_HLS_msn={}", at.last_msn + 1));
     CHECK(held->state() == http::Exchange::State::kWaiting);
