@@ -75,7 +75,9 @@ std::vector<uint8_t> to_rbsp(std::span<const uint8_t> nal) {
   return out;
 }
 
-bool has_chroma_info(uint32_t profile_idc) {
+}  // namespace
+
+bool sps_has_chroma_info(int profile_idc) {
   switch (profile_idc) {
     case 100:
     case 110:
@@ -95,6 +97,8 @@ bool has_chroma_info(uint32_t profile_idc) {
       return false;
   }
 }
+
+namespace {
 
 void skip_scaling_list(BitReader& r, int size) {
   int last = 8;
@@ -182,12 +186,16 @@ Result<SpsInfo> parse_sps(std::span<const uint8_t> nal) {
   info.level_idc = static_cast<int>(r.bits(8));
   if (r.ue() > 31) return malformed("SPS id out of range");
   bool separate_colour_planes = false;
-  if (has_chroma_info(static_cast<uint32_t>(info.profile_idc))) {
+  if (sps_has_chroma_info(info.profile_idc)) {
     uint32_t chroma = r.ue();
     if (chroma > 3) return malformed("SPS chroma_format_idc out of range");
     info.chroma_format_idc = static_cast<int>(chroma);
     if (chroma == 3) separate_colour_planes = r.bit() != 0;
-    if (r.ue() > 6 || r.ue() > 6) return malformed("SPS bit depth out of range");
+    uint32_t luma_depth = r.ue();
+    uint32_t chroma_depth = r.ue();
+    if (luma_depth > 6 || chroma_depth > 6) return malformed("SPS bit depth out of range");
+    info.bit_depth_luma = 8 + static_cast<int>(luma_depth);
+    info.bit_depth_chroma = 8 + static_cast<int>(chroma_depth);
     r.bit();  // qpprime_y_zero_transform_bypass_flag
     if (r.bit() != 0) {
       int lists = chroma == 3 ? 12 : 8;

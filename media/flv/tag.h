@@ -14,10 +14,16 @@ struct SpsInfo {
   int profile_idc = 0;
   int constraint_flags = 0;
   int level_idc = 0;
-  int chroma_format_idc = 1;
+  int chroma_format_idc = 1;  ///< 1 = 4:2:0 (the default when the profile does not say)
+  int bit_depth_luma = 8;
+  int bit_depth_chroma = 8;
   int width = 0;
   int height = 0;
 };
+
+/// Whether an SPS of this profile carries chroma format and bit depth (the "high" profiles),
+/// which an AVCDecoderConfigurationRecord then repeats in its extension.
+bool sps_has_chroma_info(int profile_idc);
 
 /// Parses an H.264 sequence parameter set NAL unit (with its one-byte NAL header, emulation
 /// prevention bytes still in place).

@@ -10,81 +10,6 @@ namespace {
 constexpr int kNalSps = 7;
 constexpr int kNalPps = 8;
 
-// Reads an RBSP bit by bit, skipping emulation prevention bytes (00 00 03).
-class BitReader {
- public:
-  explicit BitReader(std::span<const uint8_t> nal) {
-    rbsp_.reserve(nal.size());
-    int zeros = 0;
-    for (uint8_t byte : nal) {
-      if (zeros >= 2 && byte == 0x03) {
-        zeros = 0;
-        continue;
-      }
-      zeros = byte == 0 ? zeros + 1 : 0;
-      rbsp_.push_back(byte);
-    }
-  }
-
-  std::optional<uint32_t> bits(int n) {
-    uint32_t value = 0;
-    for (int i = 0; i < n; ++i) {
-      if (pos_ >= rbsp_.size() * 8) {
-        return std::nullopt;
-      }
-      value = (value << 1) | ((rbsp_[pos_ / 8] >> (7 - pos_ % 8)) & 1);
-      ++pos_;
-    }
-    return value;
-  }
-
-  std::optional<uint32_t> ue() {
-    int leading = 0;
-    while (true) {
-      auto bit = bits(1);
-      if (!bit) {
-        return std::nullopt;
-      }
-      if (*bit == 1) {
-        break;
-      }
-      if (++leading > 31) {
-        return std::nullopt;
-      }
-    }
-    auto rest = bits(leading);
-    if (!rest) {
-      return std::nullopt;
-    }
-    return static_cast<uint32_t>((uint64_t{1} << leading) - 1 + *rest);
-  }
-
- private:
-  std::vector<uint8_t> rbsp_;
-  size_t pos_ = 0;
-};
-
-bool high_profile(int profile_idc) {
-  switch (profile_idc) {
-    case 100:
-    case 110:
-    case 122:
-    case 244:
-    case 44:
-    case 83:
-    case 86:
-    case 118:
-    case 128:
-    case 138:
-    case 139:
-    case 134:
-    case 135:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Splits Annex B into NAL units (without start codes or trailing zero bytes).
 std::optional<std::vector<std::span<const uint8_t>>> split_annexb(std::span<const uint8_t> in) {
   std::vector<std::span<const uint8_t>> nals;
@@ -143,42 +68,6 @@ void put16(Bytes& out, size_t value) {
 
 }  // namespace
 
-Result<SpsHead> parse_sps_head(std::span<const uint8_t> sps) {
-  if (sps.size() < 4 || (sps[0] & 0x1F) != kNalSps) {
-    return unexpected(ErrorCode::kProtocol, "not an SPS NAL unit");
-  }
-  BitReader reader(sps.subspan(1));
-  SpsHead head;
-  auto profile = reader.bits(8);
-  auto constraints = reader.bits(8);
-  auto level = reader.bits(8);
-  auto id = reader.ue();
-  if (!profile || !constraints || !level || !id || *id > 31) {
-    return unexpected(ErrorCode::kProtocol, "truncated SPS");
-  }
-  head.profile_idc = static_cast<int>(*profile);
-  head.constraint_flags = static_cast<int>(*constraints);
-  head.level_idc = static_cast<int>(*level);
-  if (high_profile(head.profile_idc)) {
-    auto chroma = reader.ue();
-    if (!chroma || *chroma > 3) {
-      return unexpected(ErrorCode::kProtocol, "bad chroma_format_idc in SPS");
-    }
-    head.chroma_format_idc = static_cast<int>(*chroma);
-    if (*chroma == 3 && !reader.bits(1)) {
-      return unexpected(ErrorCode::kProtocol, "truncated SPS");
-    }
-    auto luma = reader.ue();
-    auto chroma_depth = reader.ue();
-    if (!luma || !chroma_depth || *luma > 6 || *chroma_depth > 6) {
-      return unexpected(ErrorCode::kProtocol, "bad bit depth in SPS");
-    }
-    head.bit_depth_luma = 8 + static_cast<int>(*luma);
-    head.bit_depth_chroma = 8 + static_cast<int>(*chroma_depth);
-  }
-  return head;
-}
-
 Result<Bytes> annexb_to_avcc(std::span<const uint8_t> annexb) {
   auto nals = split_annexb(annexb);
   if (!nals) {
@@ -206,7 +95,7 @@ Result<Bytes> avc_decoder_configuration(std::span<const uint8_t> parameter_sets)
         parameter_sets.size() < 8 + sps_size) {
       return unexpected(ErrorCode::kProtocol, "truncated AVCDecoderConfigurationRecord");
     }
-    auto head = parse_sps_head(parameter_sets.subspan(8, sps_size));
+    auto head = flv::parse_sps(parameter_sets.subspan(8, sps_size));
     if (!head) {
       return unexpected(std::move(head).error().with_context("avcC"));
     }
@@ -232,7 +121,7 @@ Result<Bytes> avc_decoder_configuration(std::span<const uint8_t> parameter_sets)
   if (sps_list.empty() || pps_list.empty() || sps_list.size() > 31 || pps_list.size() > 255) {
     return unexpected(ErrorCode::kProtocol, "parameter sets need one SPS and one PPS");
   }
-  auto head = parse_sps_head(sps_list.front());
+  auto head = flv::parse_sps(sps_list.front());
   if (!head) {
     return unexpected(std::move(head).error().with_context("avcC"));
   }
@@ -258,7 +147,7 @@ Result<Bytes> avc_decoder_configuration(std::span<const uint8_t> parameter_sets)
     put16(out, pps.size());
     out.insert(out.end(), pps.begin(), pps.end());
   }
-  if (high_profile(head->profile_idc)) {
+  if (flv::sps_has_chroma_info(head->profile_idc)) {
     out.push_back(static_cast<uint8_t>(0xFC | head->chroma_format_idc));
     out.push_back(static_cast<uint8_t>(0xF8 | (head->bit_depth_luma - 8)));
     out.push_back(static_cast<uint8_t>(0xF8 | (head->bit_depth_chroma - 8)));

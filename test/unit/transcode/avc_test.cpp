@@ -41,7 +41,7 @@ TEST_CASE("a real encoder's SPS parses and its parameter sets rebuild the same r
   REQUIRE_MESSAGE(clip.error.empty(), clip.error);
   const Bytes& record = clip.video.extradata;
   auto [sps, pps] = parameter_sets(record);
-  auto head = parse_sps_head(sps);
+  auto head = flv::parse_sps(sps);
   REQUIRE(head);
   CHECK(head->profile_idc == record[1]);
   CHECK(head->constraint_flags == record[2]);
@@ -78,8 +78,8 @@ TEST_CASE("bad parameter sets are errors, not crashes") {
   CHECK_FALSE(avc_decoder_configuration(Bytes{0, 0, 1, 0x68, 0xEE}));      // PPS only
   CHECK_FALSE(avc_decoder_configuration(Bytes{0, 0, 1, 0x67, 0x64}));      // truncated SPS
   CHECK_FALSE(avc_decoder_configuration(Bytes{1, 0x64, 0}));               // short record
-  CHECK_FALSE(parse_sps_head(Bytes{0x68, 1, 2, 3}));                       // not an SPS
-  CHECK_FALSE(parse_sps_head(Bytes{0x67, 100, 0, 31, 0x00, 0x00, 0x00}));  // ue() overruns
+  CHECK_FALSE(flv::parse_sps(Bytes{0x68, 1, 2, 3}));                       // not an SPS
+  CHECK_FALSE(flv::parse_sps(Bytes{0x67, 100, 0, 31, 0x00, 0x00, 0x00}));  // ue() overruns
   for (int seed = 0; seed < 200; ++seed) {
     Bytes noise = {0, 0, 1, 0x67};
     for (int i = 0; i < seed % 23; ++i) {

@@ -207,7 +207,7 @@ TEST_CASE("a 720p source gets 480p and 360p rungs whose tracks describe their bi
     REQUIRE(track.extradata.size() > 8);
     CHECK(track.extradata[0] == 1);
     const size_t sps_size = (size_t{track.extradata[6]} << 8) | track.extradata[7];
-    auto head = parse_sps_head(std::span(track.extradata).subspan(8, sps_size));
+    auto head = flv::parse_sps(std::span(track.extradata).subspan(8, sps_size));
     REQUIRE(head);
     CHECK(track.codec_string() == fmt::format("avc1.{:02x}{:02x}{:02x}", head->profile_idc,
                                               head->constraint_flags, head->level_idc));
