@@ -96,12 +96,8 @@ int admin_command(const Config& config, const CommandLine& cl) {
   }
 
   Loop loop;
-  storage::StoreOptions options;
-  options.path = (std::filesystem::path(config.data_dir) / "hawker.db").string();
-  options.synchronous =
-      storage::parse_synchronous(config.storage_synchronous).value_or(storage::Synchronous::kFull);
+  storage::StoreOptions options = hawker_store_options(config);
   options.reader_threads = 1;
-  options.schema = hawker_schema();
   storage::Store store(loop, options);
   if (auto s = store.open(); !s) {
     fmt::print(stderr, "hawker admin: {}\n", s.error().message);

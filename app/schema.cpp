@@ -1,5 +1,7 @@
 #include "app/schema.h"
 
+#include <filesystem>
+
 #include "commerce/broadcasts.h"
 #include "commerce/catalogue.h"
 #include "commerce/events.h"
@@ -22,6 +24,16 @@ storage::Schema hawker_schema() {
   schema.add(commerce::broadcast_migrations());
   schema.add(commerce::mail_migrations());
   return schema;
+}
+
+storage::StoreOptions hawker_store_options(const Config& config) {
+  storage::StoreOptions o;
+  o.path = (std::filesystem::path(config.data_dir) / "hawker.db").string();
+  o.synchronous =
+      storage::parse_synchronous(config.storage_synchronous).value_or(storage::Synchronous::kFull);
+  o.max_batch = static_cast<size_t>(config.storage_max_batch);
+  o.schema = hawker_schema();
+  return o;
 }
 
 }  // namespace hawker::app

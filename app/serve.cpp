@@ -81,7 +81,7 @@ class Application {
  public:
   explicit Application(const Config& config)
       : config_(config),
-        store_(loop_, store_options(config)),
+        store_(loop_, hawker_store_options(config)),
         hls_(loop_, workers_, metrics_, hls_options(config)),
         http_(loop_, router_, http_limits(config), metrics_, cors_policy(config)),
         ingest_(loop_, store_, metrics_,
@@ -127,16 +127,6 @@ class Application {
   }
 
  private:
-  static storage::StoreOptions store_options(const Config& c) {
-    storage::StoreOptions o;
-    o.path = (std::filesystem::path(c.data_dir) / "hawker.db").string();
-    o.synchronous =
-        storage::parse_synchronous(c.storage_synchronous).value_or(storage::Synchronous::kFull);
-    o.max_batch = static_cast<size_t>(c.storage_max_batch);
-    o.schema = hawker_schema();
-    return o;
-  }
-
   static commerce::SellerAuthOptions seller_auth_options(const Config& c) {
     commerce::SellerAuthOptions o;
     o.secure_cookies =

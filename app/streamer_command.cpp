@@ -66,12 +66,8 @@ int streamer_command(const Config& config, const CommandLine& cl) {
   const std::string& verb = cl.positional[1];
 
   Loop loop;
-  storage::StoreOptions options;
-  options.path = (std::filesystem::path(config.data_dir) / "hawker.db").string();
-  options.synchronous =
-      storage::parse_synchronous(config.storage_synchronous).value_or(storage::Synchronous::kFull);
+  storage::StoreOptions options = hawker_store_options(config);
   options.reader_threads = 1;
-  options.schema = hawker_schema();
   storage::Store store(loop, options);
   if (auto s = store.open(); !s) return fail(s.error());
   int64_t now = SystemClock::instance().wall_ms();
