@@ -50,6 +50,23 @@ nlohmann::json public_product(const Product& p) {
           {"images", p.images}};
 }
 
+/// Reads a broadcast's JSON body into `fields` (`creating`: every required field must be there);
+/// when the body is not acceptable, answers the exchange with the problem and returns false.
+bool read_fields(const http::Request& req, const http::ExchangePtr& ex, bool creating,
+                 BroadcastFields& fields) {
+  nlohmann::json body;
+  if (auto problem = parse_json_object(req, body)) {
+    ex->respond(std::move(*problem));
+    return false;
+  }
+  std::string field;
+  if (auto s = parse_broadcast_fields(body, creating, fields, field); !s) {
+    ex->respond(field_problem(422, field, s.error().message));
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Status queue_stream_key_mail(storage::Database& db, std::string_view from, const Streamer& streamer,
@@ -124,17 +141,8 @@ nlohmann::json BroadcastApi::admin_json(const Broadcast& b) const {
 }
 
 void BroadcastApi::create(const http::Request& req, const http::ExchangePtr& ex) {
-  nlohmann::json body;
-  if (auto problem = parse_json_object(req, body)) {
-    ex->respond(std::move(*problem));
-    return;
-  }
   BroadcastFields fields;
-  std::string field;
-  if (auto s = parse_broadcast_fields(body, true, fields, field); !s) {
-    ex->respond(field_problem(422, field, s.error().message));
-    return;
-  }
+  if (!read_fields(req, ex, true, fields)) return;
   int64_t now = clock_.wall_ms();
   std::string from = options_.mail_from;
   std::string rtmp = options_.rtmp_url();
@@ -212,17 +220,8 @@ void BroadcastApi::get_admin(const http::Request& req, const http::ExchangePtr& 
 }
 
 void BroadcastApi::patch(const http::Request& req, const http::ExchangePtr& ex) {
-  nlohmann::json body;
-  if (auto problem = parse_json_object(req, body)) {
-    ex->respond(std::move(*problem));
-    return;
-  }
   BroadcastFields fields;
-  std::string field;
-  if (auto s = parse_broadcast_fields(body, false, fields, field); !s) {
-    ex->respond(field_problem(422, field, s.error().message));
-    return;
-  }
+  if (!read_fields(req, ex, false, fields)) return;
   std::string id(req.param("id"));
   int64_t now = clock_.wall_ms();
   store_.write<Broadcast>(

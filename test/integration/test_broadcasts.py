@@ -268,6 +268,27 @@ class BroadcastCase(unittest.TestCase):
         everyone.close()
         self.assertNotIn(key, h.logs())
 
+    def test_bad_bodies_are_refused_naming_the_field(self):
+        h = self.start()
+        later = datetime.now(timezone.utc) + timedelta(hours=3)
+        status, problem = self.api(h, "POST", "/api/admin/broadcasts", {
+            "starts_at": rfc3339(later), "ends_at": rfc3339(later + timedelta(hours=1)),
+            "streamer_email": "nobody@example.com"})
+        self.assertEqual(status, 422, problem)
+        self.assertEqual(problem["errors"][0]["field"], "title")
+        status, _, _ = h.request("POST", "/api/admin/broadcasts", "{not json",
+                                 headers={"Authorization": "Bearer " + h.token,
+                                          "Content-Type": "application/json"})
+        self.assertEqual(status, 400)
+        status, b = self.api(h, "POST", "/api/admin/broadcasts", {
+            "title": "Show", "starts_at": rfc3339(later),
+            "ends_at": rfc3339(later + timedelta(hours=1)), "streamer_email": "ok@example.com"})
+        self.assertEqual(status, 201, b)
+        status, problem = self.api(h, "PATCH", f"/api/admin/broadcasts/{b['id']}",
+                                   {"starts_at": "tomorrow"})
+        self.assertEqual(status, 422, problem)
+        self.assertEqual(problem["errors"][0]["field"], "starts_at")
+
     def test_key_outside_its_window_is_refused_with_a_reason(self):
         h = self.start("--broadcasts-key-window", "true", "--broadcasts-early", "10m",
                        "--broadcasts-late", "10m")
