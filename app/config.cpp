@@ -294,6 +294,14 @@ std::vector<ConfigKey> build_keys() {
     };
     keys.push_back(std::move(k));
   }
+  keys.push_back(int_key("transcode.realtime-budget", "a whole number of percent from 1 to 100",
+                         "share of real time a channel's ladder may spend encoding; beyond it "
+                         "the costliest rung is dropped",
+                         &Config::transcode_realtime_budget, parse_plain_int, 1, 100, print_int));
+  keys.push_back(int_key("transcode.retry-after", "a duration from 1s to 1h (e.g. 60s)",
+                         "a dropped rung is tried again after this much media time",
+                         &Config::transcode_retry_after_ms, parse_duration_ms, 1000, 3'600'000,
+                         print_ms));
   keys.push_back(string_key("broadcasts.allow-unscheduled", "true or false",
                             "a key publishing with nothing scheduled starts an unscheduled show",
                             &Config::broadcasts_allow_unscheduled, {"true", "false"}));

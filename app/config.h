@@ -102,6 +102,10 @@ struct Config {
   // Transcoded renditions (docs/transcode.md).
   std::string transcode_enabled = "true";
   std::string transcode_ladder = "720:3000:30,480:1400:30,360:800:30";
+  /// Percent of real time a channel's ladder may spend decoding and encoding before its
+  /// costliest rung is dropped.
+  int64_t transcode_realtime_budget = 90;
+  int64_t transcode_retry_after_ms = 60'000;
 
   // Broadcasts and streamers' email.
   /// A key that publishes with nothing scheduled creates an unscheduled broadcast.

@@ -247,6 +247,8 @@ class Application {
       }
     }
     o.transcode = o.transcode && !o.ladder.rungs.empty();
+    o.ladder.realtime_budget = static_cast<double>(c.transcode_realtime_budget) / 100.0;
+    o.ladder_retry_ms = c.transcode_retry_after_ms;
     for (const auto& [channel, targets] : c.hls_channels) {
       o.channel_packager[channel] = packager(c.hls_targets(channel));
     }
@@ -449,6 +451,8 @@ class Application {
     for (const auto* s : ingest_.registry().streams()) {
       nlohmann::json j = media::to_json(*s);
       j["playback_url"] = fmt::format("{}/live/{}/index.m3u8", public_url(), s->channel);
+      // Rungs this machine could not encode in real time: viewers do not get them for now.
+      j["renditions_dropped"] = hls_.dropped_renditions(s->channel);
       list.push_back(std::move(j));
     }
     auto r = http::Response::json(200, {{"streams", list}});

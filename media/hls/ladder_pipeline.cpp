@@ -38,6 +38,7 @@ void LadderPipeline::handle(const SourceTapEvent& event, LadderOutput& out) {
 
 void LadderPipeline::open(const SourceTapEvent& event, LadderOutput& out) {
   close(out);
+  out.rungs.emplace();
   const TrackConfig* video = nullptr;
   audio_.reset();
   for (const TrackConfig& track : event.tracks) {
@@ -71,6 +72,7 @@ void LadderPipeline::open(const SourceTapEvent& event, LadderOutput& out) {
     if (audio_) {
       rung.tracks.push_back(*audio_);
     }
+    out.rungs->push_back(rung.name);
     rungs_.push_back(std::move(rung));
     start_generation(i, event.first_msn, out);
   }

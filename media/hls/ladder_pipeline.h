@@ -27,6 +27,9 @@ struct LadderOutput {
   std::vector<RenditionEvent> events;
   /// Renditions dropped now because the machine could not encode them in real time.
   std::vector<std::string> dropped;
+  /// Set when the source opens a generation: the renditions of its ladder (none for a source
+  /// with no rung below it). Renditions of an earlier ladder that are not here leave the stream.
+  std::optional<std::vector<std::string>> rungs;
 };
 
 /// The transcoded renditions of one live stream: a transcode::Ladder fed with the source's

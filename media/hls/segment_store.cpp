@@ -7,7 +7,7 @@
 namespace hawker::media::hls {
 
 SegmentStore::SegmentStore(SegmentStoreOptions options)
-    : options_(options), next_msn_(options.first_msn) {}
+    : options_(options), generation_(options.first_generation - 1), next_msn_(options.first_msn) {}
 
 SegmentStore::Segment* SegmentStore::open_segment() {
   if (segments_.empty() || segments_.back().complete) {
@@ -49,7 +49,7 @@ Status SegmentStore::append_part(std::shared_ptr<const Part> part) {
   if (part == nullptr || part->bytes.empty()) {
     return unexpected(ErrorCode::kInvalidArgument, "segment store: empty part");
   }
-  if (generation_ < 0) {
+  if (generation_ < options_.first_generation) {
     return unexpected(ErrorCode::kInvalidArgument, "segment store: part before begin_stream");
   }
   Segment* open = open_segment();

@@ -28,6 +28,10 @@ struct SegmentStoreOptions {
   /// by URL, so a channel that starts again after its store was dropped (or after a restart)
   /// must not reuse numbers: the service starts each new store at the wall clock in seconds.
   int64_t first_msn = 0;
+  /// The init segment generation of the first begin_stream. A rendition whose store is replaced
+  /// while its channel lives (a transcoded rung that restarts after being dropped) continues
+  /// the old store's generations, so no init URL ever names two different init segments.
+  int first_generation = 0;
 };
 
 /// One rendition's media in memory: init segments, a bounded window of segments and the parts of
@@ -60,6 +64,8 @@ class SegmentStore {
   /// A complete segment's bytes (all its parts), while it is in the window.
   SharedBytes find_segment(int64_t msn) const;
   SharedBytes find_init(int generation) const;
+  /// The init segment generation of the current publish; first_generation - 1 before any.
+  int generation() const { return generation_; }
 
   PlaylistPosition position() const;
   /// The playlist as of now; `reports` are the other renditions' positions.

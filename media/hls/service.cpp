@@ -88,6 +88,9 @@ struct HlsService::Rendition {
   std::vector<TrackConfig> tracks;  ///< of the current publish generation
   /// A transcoded rung dropped for not keeping real time: out of the multivariant playlist.
   bool dropped = false;
+  /// A transcoded rung the source's current resolution does not call for (a republish at a
+  /// lower resolution): out of the playlists, its URLs answer 404 so players switch away.
+  bool retired = false;
   int max_fps = 0;  ///< a rung's frame-rate cap; 0 for the source
 };
 
@@ -232,6 +235,19 @@ const SegmentStore* HlsService::store(const std::string& channel,
   return r == it->second->renditions.end() ? nullptr : &r->second->store;
 }
 
+std::vector<std::string> HlsService::dropped_renditions(const std::string& channel) const {
+  std::vector<std::string> out;
+  auto it = channels_.find(channel);
+  if (it != channels_.end()) {
+    for (const auto& [name, r] : it->second->renditions) {
+      if (r->dropped) {
+        out.push_back(name);
+      }
+    }
+  }
+  return out;
+}
+
 HlsService::Rendition& HlsService::rendition(Channel& channel, const std::string& name) {
   auto it = channel.renditions.find(name);
   if (it != channel.renditions.end()) {
@@ -285,7 +301,7 @@ void HlsService::start_ladder(Channel& channel) {
       LadderOutput output;
       work(*ladder, output);
       feed->done_pts.store(ladder->last_video_pts(), std::memory_order_relaxed);
-      if (output.events.empty() && output.dropped.empty()) {
+      if (output.events.empty() && output.dropped.empty() && !output.rungs) {
         return;
       }
       mailbox_.post([this, name, instance, output = std::move(output)]() mutable {
@@ -329,6 +345,19 @@ void HlsService::apply_ladder(const std::string& name, uint64_t instance, Ladder
     log::warn(kLog, "channel={} rendition={} left out of the multivariant playlist", name, dropped);
   }
   apply(name, instance, std::move(output.events), false, {});
+  if (output.rungs) {
+    for (auto& [rn, r] : channel->renditions) {
+      if (rn == kSourceRendition || r->retired ||
+          std::find(output.rungs->begin(), output.rungs->end(), rn) != output.rungs->end()) {
+        continue;
+      }
+      answer_held(name, rn);
+      r->retired = true;
+      r->dropped = false;
+      log::info(kLog, "channel={} rendition={} is not in the new source's ladder: retired", name,
+                rn);
+    }
+  }
 }
 
 void HlsService::answer_held(const std::string& channel, const std::string& rendition) {
@@ -443,14 +472,23 @@ void HlsService::apply(const std::string& name, uint64_t instance,
     if (auto* opened = std::get_if<std::shared_ptr<const RenditionOpened>>(&event.body);
         opened != nullptr && event.rendition != kSourceRendition) {
       auto it = channel->renditions.find(event.rendition);
-      if (it != channel->renditions.end() && (*opened)->first_msn != it->second->store.next_msn()) {
-        // A rung that was dropped (or lost frames) restarts at the source's current msn: a
-        // fresh store, since a store's media sequence has no gaps.
-        answer_held(name, event.rendition);
-        channel->renditions.erase(it);
+      if (it == channel->renditions.end() || (*opened)->first_msn != it->second->store.next_msn()) {
+        // A rung starts at the source's current msn. One that was dropped (or lost frames)
+        // restarts there in a fresh store, since a store's media sequence has no gaps, and
+        // continues the old store's init generations: init, part and segment URLs are cached
+        // as immutable, so none may come to name other bytes.
+        SegmentStoreOptions fresh = store_options(channel->packager, (*opened)->first_msn);
+        if (it != channel->renditions.end()) {
+          fresh.first_generation = it->second->store.generation() + 1;
+          answer_held(name, event.rendition);
+          channel->renditions.erase(it);
+        }
+        channel->renditions.emplace(event.rendition,
+                                    std::make_unique<Rendition>(event.rendition, fresh));
       }
       Rendition& r = rendition(*channel, event.rendition);
       r.dropped = false;
+      r.retired = false;
       for (const transcode::RungConfig& rung : options_.ladder.rungs) {
         if (fmt::format("{}p", rung.height) == event.rendition) {
           r.max_fps = rung.max_fps;
@@ -622,7 +660,7 @@ void HlsService::serve_multivariant(const http::Request& request,
   std::vector<Variant> variants;
   const double source_fps = channel->frame_rate();
   for (const auto& [name, r] : channel->renditions) {
-    if (r->tracks.empty() || r->dropped) {
+    if (r->tracks.empty() || r->dropped || r->retired) {
       continue;
     }
     Variant variant;
@@ -674,7 +712,7 @@ void HlsService::serve_rendition_file(const http::Request& request,
     return;
   }
   auto rit = channel->renditions.find(request.param("rendition"));
-  if (rit == channel->renditions.end()) {
+  if (rit == channel->renditions.end() || rit->second->retired) {
     exchange->respond(not_found("no such rendition"));
     return;
   }
@@ -749,7 +787,7 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
     if (const Channel* c = find_channel(name)) {
       for (const auto& [other_name, other] : c->renditions) {
         const PlaylistPosition position = other->store.position();
-        if (other_name == rendition || other->dropped || other->tracks.empty() ||
+        if (other_name == rendition || other->dropped || other->retired || other->tracks.empty() ||
             position.last_msn < 0) {
           continue;
         }

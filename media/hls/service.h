@@ -88,6 +88,9 @@ class HlsService final : public ChannelSink {
   /// The store of a channel's rendition, or null; for tests and the stream pages.
   const SegmentStore* store(const std::string& channel,
                             std::string_view rendition = kSourceRendition) const;
+  /// Transcoded renditions of a channel left out of its multivariant playlist because they
+  /// could not keep real time (until they are retried); for the dashboard.
+  std::vector<std::string> dropped_renditions(const std::string& channel) const;
   size_t held_requests() const { return held_.size(); }
   size_t channel_count() const { return channels_.size(); }
 

@@ -236,5 +236,29 @@ TEST_CASE("the store's playlists pass the validator at every step") {
   }
 }
 
+TEST_CASE("a store that replaces another starts at its first msn and init generation") {
+  SegmentStoreOptions options = small_window();
+  options.first_msn = 40;
+  options.first_generation = 3;
+  SegmentStore store(options);
+  CHECK(store.generation() == 2);
+  auto part = std::make_shared<Part>();
+  part->msn = 40;
+  part->bytes = {1};
+  CHECK_FALSE(store.append_part(part));  // before begin_stream
+  store.begin_stream(Bytes(10, 7));
+  CHECK(store.generation() == 3);
+  CHECK(store.append_part(part));
+  CHECK(store.complete_segment(40));
+  CHECK(store.find_init(0) == nullptr);
+  REQUIRE(store.find_init(3) != nullptr);
+  CHECK(store.find_init(3)->front() == 7);
+  MediaPlaylist playlist = store.playlist();
+  REQUIRE(playlist.segments.size() == 1);
+  CHECK(playlist.segments[0].msn == 40);
+  CHECK(playlist.segments[0].init_generation == 3);
+  CHECK_FALSE(playlist.segments[0].discontinuity);
+}
+
 }  // namespace
 }  // namespace hawker::media::hls

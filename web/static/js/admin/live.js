@@ -73,6 +73,12 @@ export async function render(root, { report }) {
             `Keyframe interval ${kf} s is above 2 s: viewers fall behind. In OBS set ` +
             'Settings › Output › Keyframe Interval to 1 s.')]
         : []),
+      ...((s.renditions_dropped || []).length
+        ? [el('p', { class: 'notice warn', role: 'alert' },
+            `${s.renditions_dropped.join(', ')} left out: this machine cannot encode ` +
+            'them in real time. hawker tries again in a minute; meanwhile viewers get the ' +
+            'other renditions. Fewer rungs (transcode.ladder) or a faster machine fix it.')]
+        : []),
       ...(s.state === 'reconnecting' ? [el('p', { class: 'notice warn', text: `Publisher disconnected at ${when(s.disconnected_at)}: waiting for it to reconnect.` })] : []),
     );
     c.facts.replaceChildren(
