@@ -2,7 +2,7 @@
 // (the same way test/integration/harness.py does), add streamers, publish with ffmpeg, and drive
 // Debian's Chromium through playwright-core. Everything started here is registered and stopped
 // by stopAll(), which also runs on exit and on SIGINT/SIGTERM.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, spawnSync, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -166,22 +166,41 @@ export async function addStreamer(hawker, channel, { email = `${channel}@example
   return { channel, key, publishUrl: `${hawker.rtmpUrl}/${key}` };
 }
 
+/** Encodes `seconds` of test pattern and tone to an FLV file in `dir` for publishFfmpeg's `clip`. */
+export function makeClip(dir, { size = '1280x720', rate = 30, gop = 30, seconds = 10 } = {}) {
+  const file = path.join(dir, `clip-${size}.flv`);
+  const res = spawnSync(FFMPEG, [
+    '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${rate}:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', String(gop), '-bf', '0',
+    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-f', 'flv', file,
+  ], { encoding: 'utf8', timeout: 120000 });
+  if (res.status !== 0) throw new Error(`ffmpeg could not make a clip: ${res.stderr}`);
+  return file;
+}
+
 /**
  * Publishes a live test stream with ffmpeg: by default testsrc2 640x360@30 with a 440 Hz tone,
  * x264 zerolatency, keyframe every `gop` frames, AAC, real time (-re). `input` replaces the
- * input arguments; `extraArgs` go before the output. Returns a handle with stop(), exited,
+ * input arguments; `clip` (a makeClip file) is looped and copied instead of encoding; `extraArgs`
+ * go before the output. Returns a handle with stop(), exited,
  * running and log().
  */
-export function publishFfmpeg(url, { size = '640x360', rate = 30, gop = 30, input, extraArgs = [], stdin = 'ignore' } = {}) {
+export function publishFfmpeg(url, { size = '640x360', rate = 30, gop = 30, input, clip, extraArgs = [], stdin = 'ignore' } = {}) {
   installExitHooks();
-  const inputArgs = input ?? [
+  const encode = [
+    '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(gop), '-bf', '0',
+    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k',
+  ];
+  // A clip (makeClip) is looped as it is: the machine's CPU goes to hawker, not to encoding.
+  const inputArgs = clip ? ['-re', '-stream_loop', '-1', '-i', clip] : input ?? [
     '-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${rate}`,
     '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
   ];
   const args = [
     '-hide_banner', '-loglevel', 'error', '-nostdin', ...inputArgs,
-    '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(gop), '-bf', '0',
-    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', ...extraArgs, '-f', 'flv', url,
+    ...(clip ? ['-c', 'copy'] : encode), ...extraArgs, '-f', 'flv', url,
   ];
   let log = '';
   const proc = spawn(FFMPEG, args, { stdio: [stdin, 'ignore', 'pipe'] });
