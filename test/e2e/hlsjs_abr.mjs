@@ -5,7 +5,7 @@
 // must land (LEVEL_SWITCHED, the picture's height follows) with the playhead advancing, no stall,
 // no error and no failed request.
 import assert from 'node:assert/strict';
-import { addStreamer, fetchText, launchBrowser, makeClip, publishFfmpeg, sleep, startHawker, stopAll, waitFor, waitForLive } from './lib.mjs';
+import { addStreamer, runTest, watchPage, fetchText, launchBrowser, makeClip, publishFfmpeg, sleep, startHawker, waitFor, waitForLive } from './lib.mjs';
 
 const CHANNEL = 'abr';
 const HEIGHTS = [360, 480, 720];
@@ -25,15 +25,7 @@ async function main() {
 
   const browser = await launchBrowser();
   const page = await browser.newPage();
-  const consoleErrors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
-  });
-  const failedRequests = [];
-  page.on('response', (res) => {
-    if (res.status() >= 400 && !res.url().endsWith('/favicon.ico')) failedRequests.push(`${res.status()} ${res.url()}`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  const seen = watchPage(page);
 
   // Start on the lowest level with a low first bandwidth guess: ABR has to climb on its own.
   const config = encodeURIComponent(JSON.stringify({ startLevel: 0, abrEwmaDefaultEstimate: 300000 }));
@@ -108,8 +100,8 @@ async function main() {
   }
   assert.equal(stats.stalls, 0, `no stall (${stats.waitingEvents} waiting, ${stats.bufferStalledErrors} buffer stalls)\n${trace}`);
   assert.deepEqual(stats.errors, [], 'hls.js reported no error');
-  assert.deepEqual(consoleErrors, [], 'the page logs no errors');
-  assert.deepEqual(failedRequests, [], 'every request the player made succeeded');
+  assert.deepEqual(seen.errors, [], 'the page logs no errors');
+  assert.deepEqual(seen.failedRequests, [], 'every request the player made succeeded');
 
   await browser.stop();
   await ffmpeg.stop();
@@ -117,12 +109,4 @@ async function main() {
   assert.equal(code, 0, `hawker exits cleanly (${code})`);
 }
 
-try {
-  await main();
-  console.log('ok: hls.js switched between the renditions without a stall');
-} catch (err) {
-  console.error(`FAIL: ${err.stack ?? err}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-}
+await runTest(main, 'hls.js switched between the renditions without a stall');

@@ -2,7 +2,7 @@
 // embedded /player.html plays /live/e2e/index.m3u8 in low-latency mode, and for 15 s the
 // playhead must advance with no stall and no fatal error, with a latency figure reported.
 import assert from 'node:assert/strict';
-import { addStreamer, fetchText, launchBrowser, publishFfmpeg, sleep, startHawker, stopAll, waitFor, waitForLive } from './lib.mjs';
+import { addStreamer, runTest, watchPage, fetchText, launchBrowser, publishFfmpeg, sleep, startHawker, waitFor, waitForLive } from './lib.mjs';
 
 const CHANNEL = 'e2e';
 const WATCH_S = 15;
@@ -19,16 +19,7 @@ async function main() {
 
   const browser = await launchBrowser();
   const page = await browser.newPage();
-  const consoleErrors = [];
-  // Failed requests are checked by URL below (the browser's own /favicon.ico probe may 404).
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
-  });
-  const failedRequests = [];
-  page.on('response', (res) => {
-    if (res.status() >= 400 && !res.url().endsWith('/favicon.ico')) failedRequests.push(`${res.status()} ${res.url()}`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  const seen = watchPage(page);
 
   await page.goto(`${hawker.baseUrl}/player.html?channel=${CHANNEL}`);
   const codecs = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001e,mp4a.40.2"'));
@@ -74,8 +65,8 @@ async function main() {
   assert.ok(hlsLatency.length > 0, 'hls.latency is reported');
   const m = median(pdt);
   assert.ok(m > 0 && m < 5, `latency behind program-date-time is plausible: ${m} s`);
-  assert.deepEqual(consoleErrors, [], 'the page logs no errors');
-  assert.deepEqual(failedRequests, [], 'every request the player made succeeded');
+  assert.deepEqual(seen.errors, [], 'the page logs no errors');
+  assert.deepEqual(seen.failedRequests, [], 'every request the player made succeeded');
 
   await browser.stop();
   await ffmpeg.stop();
@@ -83,12 +74,4 @@ async function main() {
   assert.equal(code, 0, `hawker exits cleanly (${code})`);
 }
 
-try {
-  await main();
-  console.log('ok: hls.js played the live stream');
-} catch (err) {
-  console.error(`FAIL: ${err.stack ?? err}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-}
+await runTest(main, 'hls.js played the live stream');

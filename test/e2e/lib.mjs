@@ -293,3 +293,33 @@ export function percentile(values, p) {
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank];
 }
+
+/**
+ * Records what goes wrong on a page: console errors and uncaught exceptions (`errors`) and
+ * responses of 400 and above (`failedRequests`; the browser's own /favicon.ico probe aside).
+ */
+export function watchPage(page) {
+  const seen = { errors: [], failedRequests: [] };
+  // Failed requests are checked by URL (failedRequests), not by their console line.
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) seen.errors.push(msg.text());
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400 && !res.url().endsWith('/favicon.ico')) seen.failedRequests.push(`${res.status()} ${res.url()}`);
+  });
+  page.on('pageerror', (err) => seen.errors.push(String(err)));
+  return seen;
+}
+
+/** Runs a test's main(): prints `ok: <what>` or FAIL with the stack, and always stops everything. */
+export async function runTest(main, what) {
+  try {
+    await main();
+    console.log(`ok: ${what}`);
+  } catch (err) {
+    console.error(`FAIL: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  } finally {
+    await stopAll();
+  }
+}
