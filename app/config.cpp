@@ -394,19 +394,27 @@ Status set_channel_hls(Config& config, const std::string& key, const std::string
   if (dot == std::string::npos || dot == 0) {
     return Error{ErrorCode::kInvalidArgument,
                  fmt::format("unknown key \"{}\": expected [hls.channels.NAME] with part-target, "
-                             "segment-target or max-segment",
+                             "segment-target, max-segment or ladder",
                              key)};
   }
   const std::string channel = rest.substr(0, dot);
   const std::string field = normalise_key(rest.substr(dot + 1));
+  if (field == "ladder") {
+    if (auto rungs = parse_transcode_ladder(value); !rungs) {
+      return Error{ErrorCode::kInvalidArgument,
+                   fmt::format("{} (in {})", rungs.error().message, key)};
+    }
+    config.channel_ladders[channel] = value;
+    return ok_status();
+  }
   const char* server_key = field == "part-target"      ? "hls.part-target"
                            : field == "segment-target" ? "hls.segment-target"
                            : field == "max-segment"    ? "hls.max-segment"
                                                        : nullptr;
   if (server_key == nullptr) {
     return Error{ErrorCode::kInvalidArgument,
-                 fmt::format("unknown key \"{}\": a channel sets part-target, segment-target or "
-                             "max-segment",
+                 fmt::format("unknown key \"{}\": a channel sets part-target, segment-target, "
+                             "max-segment or ladder",
                              key)};
   }
   // Parsed and bounded exactly as the server-wide key is.
@@ -656,8 +664,17 @@ std::string render_config(const Config& config) {
   }
   std::string out = top;
   for (const auto& s : order) out += fmt::format("\n[{}]\n{}", s, sections[s]);
-  for (const auto& [channel, t] : config.hls_channels) {
+  std::set<std::string> channels;
+  for (const auto& entry : config.hls_channels) channels.insert(entry.first);
+  for (const auto& entry : config.channel_ladders) channels.insert(entry.first);
+  for (const std::string& channel : channels) {
     out += fmt::format("\n[hls.channels.{}]\n", channel);
+    if (auto l = config.channel_ladders.find(channel); l != config.channel_ladders.end()) {
+      out += fmt::format("ladder = \"{}\"\n", l->second);
+    }
+    auto it = config.hls_channels.find(channel);
+    if (it == config.hls_channels.end()) continue;
+    const HlsTargets& t = it->second;
     if (t.part_target_ms > 0) {
       out += fmt::format("part-target = \"{}\"\n", print_ms(t.part_target_ms));
     }

@@ -98,6 +98,8 @@ struct Config {
   int64_t hls_max_segment_ms = 4000;
   /// Per-channel targets, from `[hls.channels.NAME]` tables in the TOML file only.
   std::map<std::string, HlsTargets> hls_channels;
+  /// Per-channel ladders (`ladder` in `[hls.channels.NAME]`), as transcode.ladder; "" = none.
+  std::map<std::string, std::string> channel_ladders;
 
   // Transcoded renditions (docs/transcode.md).
   std::string transcode_enabled = "true";

@@ -239,14 +239,23 @@ class Application {
     };
     o.packager = packager(c.hls_targets(""));
     o.transcode = c.transcode_enabled == "true";
-    o.ladder.rungs.clear();
-    // Validated when the configuration was loaded.
-    if (auto ladder = parse_transcode_ladder(c.transcode_ladder)) {
-      for (const LadderRungSetting& rung : *ladder) {
-        o.ladder.rungs.push_back({rung.height, rung.bitrate_kbps * 1000, rung.max_fps});
+    // Ladders were validated when the configuration was loaded.
+    auto rungs = [](const std::string& text) {
+      std::vector<media::transcode::RungConfig> out;
+      if (auto ladder = parse_transcode_ladder(text)) {
+        for (const LadderRungSetting& rung : *ladder) {
+          out.push_back({rung.height, rung.bitrate_kbps * 1000, rung.max_fps});
+        }
       }
+      return out;
+    };
+    o.ladder.rungs = rungs(c.transcode_ladder);
+    bool any_rungs = !o.ladder.rungs.empty();
+    for (const auto& [channel, text] : c.channel_ladders) {
+      o.channel_rungs[channel] = rungs(text);
+      any_rungs = any_rungs || !o.channel_rungs[channel].empty();
     }
-    o.transcode = o.transcode && !o.ladder.rungs.empty();
+    o.transcode = o.transcode && any_rungs;
     o.ladder.realtime_budget = static_cast<double>(c.transcode_realtime_budget) / 100.0;
     o.ladder_retry_ms = c.transcode_retry_after_ms;
     for (const auto& [channel, targets] : c.hls_channels) {

@@ -235,6 +235,11 @@ const SegmentStore* HlsService::store(const std::string& channel,
   return r == it->second->renditions.end() ? nullptr : &r->second->store;
 }
 
+const std::vector<transcode::RungConfig>& HlsService::rungs(const std::string& channel) const {
+  auto it = options_.channel_rungs.find(channel);
+  return it != options_.channel_rungs.end() ? it->second : options_.ladder.rungs;
+}
+
 std::vector<std::string> HlsService::dropped_renditions(const std::string& channel) const {
   std::vector<std::string> out;
   auto it = channels_.find(channel);
@@ -277,7 +282,7 @@ HlsService::Channel& HlsService::channel_for_publish(const std::string& name) {
   channel->pipeline = std::make_shared<StreamPipeline>(name, pipeline, channel->first_msn);
   Channel& c = *channel;
   rendition(c, std::string(kSourceRendition));
-  if (transcode_workers_ != nullptr) {
+  if (transcode_workers_ != nullptr && !rungs(name).empty()) {
     start_ladder(c);
   }
   channels_.emplace(name, std::move(channel));
@@ -287,6 +292,7 @@ HlsService::Channel& HlsService::channel_for_publish(const std::string& name) {
 void HlsService::start_ladder(Channel& channel) {
   LadderPipelineOptions options;
   options.ladder = options_.ladder;
+  options.ladder.rungs = rungs(channel.name);
   options.packager = channel.packager;
   options.retry_after_ms = options_.ladder_retry_ms;
   channel.ladder_worker = transcode_workers_->pick();
@@ -489,7 +495,7 @@ void HlsService::apply(const std::string& name, uint64_t instance,
       Rendition& r = rendition(*channel, event.rendition);
       r.dropped = false;
       r.retired = false;
-      for (const transcode::RungConfig& rung : options_.ladder.rungs) {
+      for (const transcode::RungConfig& rung : rungs(name)) {
         if (fmt::format("{}p", rung.height) == event.rendition) {
           r.max_fps = rung.max_fps;
         }

@@ -42,6 +42,8 @@ struct HlsServiceOptions {
   /// Transcoded renditions beside the source (docs/transcode.md).
   bool transcode = true;
   transcode::LadderConfig ladder;
+  /// Channels with their own rungs (none: the source only) instead of `ladder.rungs`.
+  std::map<std::string, std::vector<transcode::RungConfig>> channel_rungs;
   /// A rung dropped for not keeping real time is tried again after this much media time.
   int64_t ladder_retry_ms = 60'000;
   /// Source media waiting for the ladder beyond this is left out (the ladder restarts its rungs
@@ -96,6 +98,8 @@ class HlsService final : public ChannelSink {
 
   /// The packager options a channel gets.
   const PackagerOptions& packager_options(const std::string& channel) const;
+  /// The ladder's rungs a channel gets.
+  const std::vector<transcode::RungConfig>& rungs(const std::string& channel) const;
 
  private:
   struct Rendition;

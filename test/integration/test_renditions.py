@@ -106,10 +106,14 @@ class RenditionsTest(unittest.TestCase):
         cls.clips_dir = tempfile.TemporaryDirectory(prefix="hawker-clips-")
         cls.clips = {size: make_clip(cls.clips_dir.name, size)
                      for size in ("1920x1080", "1280x720", "640x360")}
-        cls.h = Hawker()
+        # One channel with a ladder of its own: a 240p rung capped at 15 fps.
+        cls.config = os.path.join(cls.clips_dir.name, "hawker.toml")
+        with open(cls.config, "w") as f:
+            f.write('[hls.channels.custom]\nladder = "240:300:15"\n')
+        cls.h = Hawker("--config", cls.config)
         cls.h.start()
         cls.keys = {}
-        for channel in ("hd", "small", "changes", "cycles"):
+        for channel in ("hd", "small", "changes", "cycles", "custom"):
             res = cls.h.cli("streamer", "add", f"{channel}@example.com", "--name", channel)
             cls.keys[channel] = json.loads(res.stdout)["stream_key"]
 
@@ -217,6 +221,18 @@ class RenditionsTest(unittest.TestCase):
             self.assertEqual(set(variants(self.text("/live/small/index.m3u8"))), {"source"})
             status, _ = self.get("/live/small/360p/playlist.m3u8")
             self.assertEqual(status, 404)
+        finally:
+            stop(proc)
+            log.close()
+
+    def test_b_a_channel_with_its_own_ladder_gets_its_rungs(self):
+        proc, log = publisher(self.h, self.keys["custom"], self.clips["640x360"])
+        try:
+            self.wait_variants("custom", {"source", "240p"}, 2)
+            master = variants(self.text("/live/custom/index.m3u8"))
+            self.assertEqual(master["240p"]["RESOLUTION"], "426x240")
+            self.assertAlmostEqual(float(master["240p"]["FRAME-RATE"]), 15, delta=0.5)
+            self.assertAlmostEqual(float(master["source"]["FRAME-RATE"]), 30, delta=0.5)
         finally:
             stop(proc)
             log.close()

@@ -78,5 +78,32 @@ TEST_CASE("hls targets: part < segment <= max, bounds, and unknown channel keys 
   std::filesystem::remove(file);
 }
 
+TEST_CASE("a channel can have its own ladder, or none, and reads back from `hawker config`") {
+  std::string file = write_toml(
+      "[transcode]\nladder = \"720:3000:30,360:800:30\"\n\n"
+      "[hls.channels.flagship]\nladder = \"1080:6000:60,720:3000:30,480:1400:30\"\n\n"
+      "[hls.channels.phone-only]\nladder = \"\"\npart-target = \"250ms\"\n");
+  auto config = load_config({{"config", file}}, no_env);
+  REQUIRE_MESSAGE(config, config.error().message);
+  CHECK(config->transcode_ladder == "720:3000:30,360:800:30");
+  CHECK(config->channel_ladders.at("flagship") == "1080:6000:60,720:3000:30,480:1400:30");
+  CHECK(config->channel_ladders.at("phone-only").empty());
+  CHECK(config->channel_ladders.count("other") == 0);
+
+  std::string again_file = write_toml(render_config(*config));
+  auto again = load_config({{"config", again_file}}, no_env);
+  REQUIRE_MESSAGE(again, again.error().message);
+  CHECK(again->channel_ladders == config->channel_ladders);
+  CHECK(again->hls_targets("phone-only").part_target_ms == 250);
+
+  file = write_toml("[hls.channels.x]\nladder = \"360:800:30,720:3000:30\"\n");
+  auto bad = load_config({{"config", file}}, no_env);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("heights must decrease") != std::string::npos);
+  CHECK(bad.error().message.find("hls.channels.x.ladder") != std::string::npos);
+  std::filesystem::remove(file);
+  std::filesystem::remove(again_file);
+}
+
 }  // namespace
 }  // namespace hawker::app
