@@ -68,7 +68,7 @@ async function main() {
   // ABR alone.
   await waitFor(() => page.evaluate(() => window.switches.some((s) => s.auto && s.level > 0) ||
     (window.hawkerHls.autoLevelEnabled && window.hawkerHls.currentLevel > 0)), {
-    timeoutMs: 20000, intervalMs: 250, what: 'ABR to switch up from the lowest level',
+    timeoutMs: 45000, intervalMs: 250, what: 'ABR to switch up from the lowest level',
   });
   await watch(4);
   const abr = await page.evaluate(() => window.switches);
