@@ -293,6 +293,8 @@ void HlsService::start_ladder(Channel& channel) {
   LadderPipelineOptions options;
   options.ladder = options_.ladder;
   options.ladder.rungs = rungs(channel.name);
+  // The rate control's buffer is one part of the channel's own targets (docs/transcode.md).
+  options.ladder.vbv_ms = channel.packager.part_target_ms;
   options.packager = channel.packager;
   options.retry_after_ms = options_.ladder_retry_ms;
   channel.ladder_worker = transcode_workers_->pick();
