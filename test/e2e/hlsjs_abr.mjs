@@ -8,13 +8,16 @@ import assert from 'node:assert/strict';
 import { addStreamer, runTest, watchPage, fetchText, launchBrowser, makeClip, publishFfmpeg, sleep, startHawker, waitFor, waitForLive } from './lib.mjs';
 
 const CHANNEL = 'abr';
+// `--gop N`: the source's keyframe interval in frames (30 = 1 s). With a long one (150 = 5 s)
+// the passthrough's segments are cut without keyframes and only the rungs have IDRs there.
+const GOP = Number(process.argv[process.argv.indexOf('--gop') + 1] ?? 30) || 30;
 const HEIGHTS = [360, 480, 720];
 
 async function main() {
   const hawker = await startHawker();
   const { publishUrl } = await addStreamer(hawker, CHANNEL);
   // A pre-encoded 720p clip, looped: the cores go to hawker's ladder and Chromium's decoder.
-  const ffmpeg = publishFfmpeg(publishUrl, { clip: makeClip(hawker.dataDir, { size: '1280x720' }) });
+  const ffmpeg = publishFfmpeg(publishUrl, { clip: makeClip(hawker.dataDir, { size: '1280x720', gop: GOP }) });
   await waitForLive(hawker, CHANNEL);
   await waitFor(async () => {
     const { status, text } = await fetchText(`${hawker.baseUrl}/live/${CHANNEL}/index.m3u8`);
@@ -74,26 +77,40 @@ async function main() {
   const abr = await page.evaluate(() => window.switches);
   console.log(`ABR switches: ${JSON.stringify(abr.map((s) => s.height))}`);
 
+  // What hls.js, the video element and hawker's ladder did, for the failure messages.
+  async function traceText() {
+    const ladderLog = hawker.logs().split('\n').filter((l) => /transcode|rendition=/.test(l)).slice(-20).join('\n');
+    return `${(await page.evaluate(() => window.trace)).join('\n')}\nhawker:\n${ladderLog}`;
+  }
+
   // Forced switches, as a quality menu does them: top, bottom, middle, top.
   for (const target of [2, 0, 1, 2]) {
-    const since = Date.now();
-    await page.evaluate((l) => { window.hawkerHls.nextLevel = l; }, target);
-    await waitFor(() => page.evaluate(({ l, since }) => window.switches.some((s) => s.level === l && s.t >= since) ||
-      (window.hawkerHls.currentLevel === l && window.switches.at(-1)?.level === l), { l: target, since }), {
-      timeoutMs: 15000, intervalMs: 100, what: `the switch to level ${target} (${HEIGHTS[target]}p)`,
-    });
-    // The picture follows once the playhead reaches the new level's fragments.
-    await waitFor(() => page.evaluate((h) => document.getElementById('video').videoHeight === h, HEIGHTS[target]), {
-      timeoutMs: 15000, intervalMs: 100, what: `a ${HEIGHTS[target]}p picture`,
-    });
-    await watch(2);
-    console.log(`forced switch to ${HEIGHTS[target]}p landed after ${Date.now() - since} ms`);
+    try {
+      const since = Date.now();
+      await page.evaluate((l) => { window.hawkerHls.nextLevel = l; }, target);
+      await waitFor(() => page.evaluate(({ l, since }) => window.switches.some((s) => s.level === l && s.t >= since) ||
+        (window.hawkerHls.currentLevel === l && window.switches.at(-1)?.level === l), { l: target, since }), {
+        timeoutMs: 15000, intervalMs: 100, what: `the switch to level ${target} (${HEIGHTS[target]}p)`,
+      });
+      // The picture follows once the playhead reaches the new level's fragments.
+      await waitFor(() => page.evaluate((h) => document.getElementById('video').videoHeight === h, HEIGHTS[target]), {
+        timeoutMs: 15000, intervalMs: 100, what: `a ${HEIGHTS[target]}p picture`,
+      });
+      await watch(2);
+      console.log(`forced switch to ${HEIGHTS[target]}p landed after ${Date.now() - since} ms`);
+    } catch (err) {
+      err.message += `\n${await traceText()}`;
+      throw err;
+    }
   }
 
   stats = await page.evaluate(() => window.hawkerPlayer);
-  // What hls.js and the video element did, for the failure messages.
-  const trace = (await page.evaluate(() => window.trace)).join('\n');
-  console.log(JSON.stringify({ stalls: stats.stalls, waiting: stats.waitingEvents, errors: stats.errors }));
+  const trace = await traceText();
+  const quality = await page.evaluate(() => {
+    const q = document.getElementById('video').getVideoPlaybackQuality();
+    return { total: q.totalVideoFrames, dropped: q.droppedVideoFrames };
+  });
+  console.log(JSON.stringify({ gop: GOP, frames: quality, stalls: stats.stalls, waiting: stats.waitingEvents, errors: stats.errors }));
   assert.equal(stats.fatal, null, `no fatal error: ${JSON.stringify(stats.fatal)}`);
   for (let i = 1; i < positions.length; i++) {
     assert.ok(positions[i] > positions[i - 1], `currentTime advances every second: ${positions.join(', ')}\n${trace}`);
