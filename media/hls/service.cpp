@@ -50,6 +50,11 @@ bool strip(std::string_view& text, std::string_view prefix, std::string_view suf
   return true;
 }
 
+/// A rung dropped for not keeping real time, or one the source's resolution no longer calls
+/// for: hls.js takes a 404 on a level's playlist or media as a reason to switch level, where a
+/// playlist that stopped growing would leave it waiting at the live edge.
+constexpr std::string_view kRenditionGone = "this rendition is not being encoded now";
+
 http::Response not_found(std::string_view detail) {
   auto r = http::Response::problem(404, "not-found", "Not Found", detail);
   // Short, so that a CDN does not hold a 404 for a part that is about to exist.
@@ -86,7 +91,8 @@ struct HlsService::Rendition {
   std::string name;
   SegmentStore store;
   std::vector<TrackConfig> tracks;  ///< of the current publish generation
-  /// A transcoded rung dropped for not keeping real time: out of the multivariant playlist.
+  /// A transcoded rung dropped for not keeping real time: out of the multivariant playlist and
+  /// the rendition reports, its URLs answer 404 until it is retried.
   bool dropped = false;
   /// A transcoded rung the source's current resolution does not call for (a republish at a
   /// lower resolution): out of the playlists, its URLs answer 404 so players switch away.
@@ -349,6 +355,7 @@ void HlsService::apply_ladder(const std::string& name, uint64_t instance, Ladder
   for (const std::string& dropped : output.dropped) {
     Rendition& r = rendition(*channel, dropped);
     r.dropped = true;
+    answer_held(name, dropped, true);
     rungs_dropped_.with({name, dropped}).inc();
     log::warn(kLog, "channel={} rendition={} left out of the multivariant playlist", name, dropped);
   }
@@ -359,7 +366,7 @@ void HlsService::apply_ladder(const std::string& name, uint64_t instance, Ladder
           std::find(output.rungs->begin(), output.rungs->end(), rn) != output.rungs->end()) {
         continue;
       }
-      answer_held(name, rn);
+      answer_held(name, rn, true);
       r->retired = true;
       r->dropped = false;
       log::info(kLog, "channel={} rendition={} is not in the new source's ladder: retired", name,
@@ -368,7 +375,7 @@ void HlsService::apply_ladder(const std::string& name, uint64_t instance, Ladder
   }
 }
 
-void HlsService::answer_held(const std::string& channel, const std::string& rendition) {
+void HlsService::answer_held(const std::string& channel, const std::string& rendition, bool gone) {
   std::vector<uint64_t> ids;
   for (const auto& [id, request] : held_) {
     if (request.channel == channel && request.rendition == rendition) {
@@ -379,7 +386,8 @@ void HlsService::answer_held(const std::string& channel, const std::string& rend
     HeldRequest request = std::move(held_[id]);
     held_.erase(id);
     request.exchange->on_abort(nullptr);
-    request.exchange->respond(unavailable("the rendition restarted", 1));
+    request.exchange->respond(gone ? not_found(kRenditionGone)
+                                   : unavailable("the rendition restarted", 1));
   }
   held_gauge_.set(static_cast<double>(held_.size()));
 }
@@ -720,8 +728,12 @@ void HlsService::serve_rendition_file(const http::Request& request,
     return;
   }
   auto rit = channel->renditions.find(request.param("rendition"));
-  if (rit == channel->renditions.end() || rit->second->retired) {
+  if (rit == channel->renditions.end()) {
     exchange->respond(not_found("no such rendition"));
+    return;
+  }
+  if (rit->second->retired || rit->second->dropped) {
+    exchange->respond(not_found(kRenditionGone));
     return;
   }
   Rendition& r = *rit->second;

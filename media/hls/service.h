@@ -129,8 +129,9 @@ class HlsService final : public ChannelSink {
   void apply_ladder(const std::string& name, uint64_t instance, LadderOutput output);
   /// Wires the channel's source pipeline to a LadderPipeline on a transcode worker.
   void start_ladder(Channel& channel);
-  /// Answers the held requests of one rendition (its store is about to be replaced).
-  void answer_held(const std::string& channel, const std::string& rendition);
+  /// Answers the held requests of one rendition: 503 when its store is about to be replaced,
+  /// 404 when it leaves the stream (`gone`), so players switch to another.
+  void answer_held(const std::string& channel, const std::string& rendition, bool gone = false);
   void tick();
   void drop_channel(const std::string& name);
 

@@ -232,9 +232,16 @@ Status Fmp4Muxer::send(Track& track, const NormalisedPacket& packet, int64_t dur
   if (track.kind == TrackKind::kAudio) {
     const int64_t ideal =
         av_rescale_q(packet.dts, AVRational{1, static_cast<int>(kTimebase)}, track.unit);
-    if (track.next_sample < 0 ||
-        std::llabs(ideal - track.next_sample) > kAudioResyncFrames * kAacFrameSamples) {
-      track.next_sample = ideal;
+    const int64_t slack = kAudioResyncFrames * kAacFrameSamples;
+    if (track.next_sample >= 0 && ideal + slack < track.next_sample) {
+      // The source's audio clock stepped back a little (the join of a looped file, an encoder
+      // resync): this frame's time is already covered by frames sent, so it is left out rather
+      // than sent back in time, which the muxer refuses.
+      ++overlapping_audio_frames_;
+      return ok_status();
+    }
+    if (track.next_sample < 0 || ideal - track.next_sample > slack) {
+      track.next_sample = ideal;  // a gap in the source's audio: re-sync to its clock
     }
     start = track.next_sample;
     length = kAacFrameSamples;

@@ -64,6 +64,8 @@ class Fmp4Muxer {
 
   /// The timing track's held-back packet's dts, if any: where the next fragment will start.
   std::optional<int64_t> next_start() const;
+  /// AAC frames left out because the source's audio clock stepped back over time already sent.
+  int64_t overlapping_audio_frames() const { return overlapping_audio_frames_; }
 
  private:
   struct Track;
@@ -92,6 +94,7 @@ class Fmp4Muxer {
   int64_t fragment_first_pts_ = 0;
   int64_t fragment_duration_ = 0;
   bool fragment_independent_ = false;
+  int64_t overlapping_audio_frames_ = 0;
 };
 
 }  // namespace hawker::media::remux

@@ -338,7 +338,11 @@ class SheddingTest(unittest.TestCase):
                 self.assertEqual(status, 200, body)
                 s = [s for s in body["streams"] if s["channel"] == "slow"]
                 return s and s[0]["renditions_dropped"]
-            wait_for(dropped, 60, interval=0.25, what="a rung dropped")
+            first = wait_for(dropped, 60, interval=0.25, what="a rung dropped")[0]
+            # Its URLs answer 404 so a player on it switches away (unless retried meanwhile).
+            status, _ = self.get(f"/live/slow/{first}/playlist.m3u8", h)
+            if status != 404:
+                self.assertNotIn(first, dropped() or [], f"{first} answers {status} while dropped")
             status, body = self.get("/live/slow/index.m3u8", h)
             self.assertEqual(status, 200)
             listed = set(variants(body.decode()))

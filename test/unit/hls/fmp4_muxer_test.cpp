@@ -134,5 +134,48 @@ TEST_CASE("fMP4 parts from real H.264/AAC decode as one stream with every frame"
   CHECK(decode_errors.empty());
 }
 
+TEST_CASE("audio whose clock steps back over time already sent loses the overlap, not the stream") {
+  const auto& stream = test::encoded_stream(2, 30);
+  if (!stream.error.empty()) {
+    MESSAGE("skipped: " << stream.error);
+    return;
+  }
+  auto muxer = Fmp4Muxer::open(stream.tracks);
+  REQUIRE(muxer);
+  // From 1 s on, the audio's timestamps are 70 ms earlier, as at the join of a file that ffmpeg
+  // loops with -c copy when its audio is longer than its video.
+  TimestampNormaliser normaliser;
+  int audio_in = 0;
+  for (Packet packet : stream.packets) {
+    if (packet.kind == TrackKind::kAudio) {
+      ++audio_in;
+      if (packet.timestamp_ms >= 1000) {
+        packet.timestamp_ms -= 70;
+      }
+    }
+    REQUIRE((*muxer)->write(normaliser.normalise(packet)));
+  }
+  auto whole = (*muxer)->drain();  // one fragment: this test is about time, not cutting
+  REQUIRE(whole);
+  REQUIRE((*muxer)->finish());
+  // About 70 ms of AAC at 44.1 or 48 kHz: two to four frames.
+  CHECK((*muxer)->overlapping_audio_frames() >= 1);
+  CHECK((*muxer)->overlapping_audio_frames() <= 4);
+
+  const std::string path = fmt::format("{}/overlap.mp4", test::temp_dir());
+  write_file(path, (*muxer)->init_segment(), {*whole});
+  std::string errors;
+  CHECK(test::run_command(fmt::format("ffmpeg -v error -nostdin -i {} -f null - 2>&1", path),
+                          &errors) == 0);
+  CHECK(errors.empty());
+  std::string audio_frames;
+  CHECK(test::run_command(fmt::format("ffprobe -v error -count_frames -select_streams a:0 "
+                                      "-show_entries stream=nb_read_frames -of csv=p=0 {}",
+                                      path),
+                          &audio_frames) == 0);
+  CHECK(std::stoi(audio_frames) ==
+        audio_in - static_cast<int>((*muxer)->overlapping_audio_frames()));
+}
+
 }  // namespace
 }  // namespace hawker::media::remux
