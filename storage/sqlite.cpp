@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <mutex>
 
 namespace hawker::storage {
 namespace {
@@ -219,6 +220,11 @@ std::span<const uint8_t> Statement::column_blob(int col) const {
 // ---- Database ----
 
 Result<Database> Database::open(const OpenOptions& options) {
+  // SQLite counts every allocation under one process-wide mutex for sqlite3_status(), which
+  // hawker never reads; on the write path that is a lock and unlock per malloc. The switch only
+  // takes before SQLite initialises, which the first open does: later calls change nothing.
+  static std::once_flag memstatus_off;
+  std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   int flags = SQLITE_OPEN_NOMUTEX;
   if (options.read_only) {
     flags |= SQLITE_OPEN_READONLY;
@@ -248,6 +254,11 @@ Status Database::configure(const OpenOptions& options) {
     // A reader must not change the file; the journal mode is the writer's to set.
     return exec("PRAGMA query_only=ON");
   }
+  // Statement and savepoint journals stay in memory. The Store runs every job inside a
+  // SAVEPOINT; otherwise SQLite spills those journals past 64 KiB into a temporary file that is
+  // created, written and deleted again in every batch transaction. They only serve rollbacks
+  // inside an open transaction, so keeping them in memory costs nothing in durability.
+  HAWKER_TRY_STATUS(exec("PRAGMA temp_store=MEMORY"), "set temp_store");
   if (options.wal) {
     auto mode = pragma("journal_mode=WAL");
     if (!mode) return std::move(mode).error().with_context("set journal_mode");
@@ -307,6 +318,14 @@ Result<Statement*> Database::cached(std::string_view sql) {
   Statement* raw = owned.get();
   cache_.emplace(std::string(sql), std::move(owned));
   return raw;
+}
+
+Status Database::exec_cached(std::string_view sql) {
+  auto statement = cached(sql);
+  if (!statement) return std::move(statement).error();
+  Status done = (*statement)->run();
+  (*statement)->reset();
+  return done;
 }
 
 void Database::reset_all_statements() {
