@@ -107,6 +107,18 @@ TEST_CASE("a reservation takes stock, and the first answer is replayed for the s
   check_invariant(db, p);
 }
 
+TEST_CASE("order ids and tokens made later sort after earlier ones") {
+  auto db = shop_db();
+  Product p = make_product(db, 3);
+  auto a = reserve_order(db, "a", request_for(p), 2000, 60'000, kUrl);
+  auto b = reserve_order(db, "b", request_for(p), 2001, 60'000, kUrl);
+  REQUIRE(a->order);
+  REQUIRE(b->order);
+  CHECK(a->order->id < b->order->id);
+  CHECK(a->order->token < b->order->token);
+  CHECK(a->events.front().id < b->events.front().id);
+}
+
 TEST_CASE("too little stock is a stored 409 and never oversells") {
   auto db = shop_db();
   Product p = make_product(db, 2);
