@@ -220,11 +220,20 @@ std::span<const uint8_t> Statement::column_blob(int col) const {
 // ---- Database ----
 
 Result<Database> Database::open(const OpenOptions& options) {
-  // SQLite counts every allocation under one process-wide mutex for sqlite3_status(), which
-  // hawker never reads; on the write path that is a lock and unlock per malloc. The switch only
-  // takes before SQLite initialises, which the first open does: later calls change nothing.
-  static std::once_flag memstatus_off;
-  std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  // Two process-wide settings, which only take before SQLite initialises (the first open
+  // does; later calls change nothing):
+  // - SQLite counts every allocation under one mutex for sqlite3_status(), which hawker never
+  //   reads; on the write path that is a lock and unlock per malloc.
+  // - The Store runs every job in a SAVEPOINT, whose journal holds each page the job changes
+  //   (a dozen or more per order). Past 64 KiB SQLite spilled it into a temporary file that
+  //   was created, written and deleted in every batch transaction; temp_store=MEMORY keeps it
+  //   in memory but in 1 KiB chunks, four mallocs and frees per page. A 1 MiB spill threshold
+  //   keeps a job's journal in one allocation; only a job that changes more than 1 MiB spills.
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
+  });
   int flags = SQLITE_OPEN_NOMUTEX;
   if (options.read_only) {
     flags |= SQLITE_OPEN_READONLY;
@@ -254,11 +263,6 @@ Status Database::configure(const OpenOptions& options) {
     // A reader must not change the file; the journal mode is the writer's to set.
     return exec("PRAGMA query_only=ON");
   }
-  // Statement and savepoint journals stay in memory. The Store runs every job inside a
-  // SAVEPOINT; otherwise SQLite spills those journals past 64 KiB into a temporary file that is
-  // created, written and deleted again in every batch transaction. They only serve rollbacks
-  // inside an open transaction, so keeping them in memory costs nothing in durability.
-  HAWKER_TRY_STATUS(exec("PRAGMA temp_store=MEMORY"), "set temp_store");
   if (options.wal) {
     auto mode = pragma("journal_mode=WAL");
     if (!mode) return std::move(mode).error().with_context("set journal_mode");

@@ -228,8 +228,6 @@ TEST_CASE("connections open in WAL with the requested synchronous level and fore
     CHECK(*db.pragma("synchronous") == "2");
     CHECK(*db.pragma("foreign_keys") == "1");
     CHECK(*db.pragma("busy_timeout") == "5000");
-    // Savepoint and statement journals in memory: no temporary file per batch transaction.
-    CHECK(*db.pragma("temp_store") == "2");
   }
   {
     Database db = open_file(dir.file("normal.db"), Synchronous::kNormal);
