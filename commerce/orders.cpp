@@ -52,6 +52,27 @@ CREATE TABLE payments (
   PRIMARY KEY (provider, payment_ref)
 );
 )sql"},
+    // A key's row was three B-tree inserts (table, key, created_at) and a copy of the whole
+    // 201 body. Now it is two (seq, key): pruning walks seq, which follows time, and a 201
+    // names its order, whose creation-time view is rebuilt on replay. Other answers keep
+    // their body. Keys stored before keep theirs too.
+    {141, "idempotency keys: ordered by seq, 201s by reference to the order", R"sql(
+ALTER TABLE idempotency_keys RENAME TO idempotency_keys_140;
+CREATE TABLE idempotency_keys (
+  seq INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  fingerprint TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  order_id TEXT REFERENCES orders(id),
+  body TEXT,
+  created_at_ms INTEGER NOT NULL,
+  CHECK ((order_id IS NULL) != (body IS NULL))
+);
+INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at_ms)
+  SELECT key, fingerprint, status, body, created_at_ms FROM idempotency_keys_140
+  ORDER BY created_at_ms, rowid;
+DROP TABLE idempotency_keys_140;
+)sql"},
 };
 
 /// Stripe keeps keys for 24 hours; a retry later than that is a new request.
@@ -117,6 +138,24 @@ Result<std::optional<Order>> find_order(storage::Database& db, std::string_view 
   Order o = read_order(**stmt);
   (*stmt)->reset();
   return std::optional<Order>{std::move(o)};
+}
+
+/// The order as it was when created: what its 201 answer showed, whatever happened since.
+Order as_created(Order o) {
+  o.status = OrderStatus::kReserved;
+  o.restocked = false;
+  o.holds_stock = true;
+  o.payment_provider.clear();
+  o.payment_ref.clear();
+  o.updated_at_ms = o.created_at_ms;
+  return o;
+}
+
+/// The body of the 201 that created `o` (and of every replay of it).
+nlohmann::json created_answer(const Order& o, const PaymentUrlFn& payment_url) {
+  nlohmann::json body = to_json(o, true);
+  body["payment_url"] = payment_url(o);
+  return body;
 }
 
 nlohmann::json problem_body(int status, std::string_view slug, std::string_view title,
@@ -415,7 +454,8 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
   Reservation res;
   std::string fingerprint = request_fingerprint(request);
   {
-    auto stmt = db.cached("SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?");
+    auto stmt =
+        db.cached("SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE key = ?");
     if (!stmt) return unexpected(std::move(stmt).error());
     (*stmt)->bind_text(1, idempotency_key);
     auto step = (*stmt)->step();
@@ -424,9 +464,20 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
       bool same = (*stmt)->column_text(0) == fingerprint;
       if (same) {
         res.answer.status = static_cast<int>((*stmt)->column_int64(1));
-        res.answer.body = nlohmann::json::parse((*stmt)->column_text(2), nullptr, false);
         res.answer.replayed = true;
         res.answer.outcome = "replayed";
+        if ((*stmt)->column_is_null(3)) {
+          res.answer.body = nlohmann::json::parse((*stmt)->column_text(2), nullptr, false);
+        } else {
+          std::string order_id((*stmt)->column_text(3));
+          (*stmt)->reset();
+          auto found = find_order(db, "id", order_id);
+          if (!found) return unexpected(std::move(found).error());
+          if (!found->has_value()) {
+            return unexpected(ErrorCode::kInternal, "idempotency key names a missing order");
+          }
+          res.answer.body = created_answer(as_created(**found), payment_url);
+        }
       } else {
         res.answer.status = 422;
         res.answer.body = problem_body(422, "idempotency-key-reused", "Idempotency key reused",
@@ -438,17 +489,19 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
     }
   }
 
-  auto store_answer = [&]() -> Status {
+  // A 201 is stored as the order it created; any other answer as its body.
+  auto store_answer = [&](const Order* created) -> Status {
     auto stmt = db.cached(
-        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at_ms) "
-        "VALUES (?, ?, ?, ?, ?)");
+        "INSERT INTO idempotency_keys (key, fingerprint, status, order_id, body, created_at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?)");
     if (!stmt) return unexpected(std::move(stmt).error());
-    (*stmt)
-        ->bind_text(1, idempotency_key)
-        .bind_text(2, fingerprint)
-        .bind_int64(3, res.answer.status)
-        .bind_text(4, res.answer.body.dump())
-        .bind_int64(5, now_ms);
+    (*stmt)->bind_text(1, idempotency_key).bind_text(2, fingerprint);
+    (*stmt)->bind_int64(3, res.answer.status).bind_int64(6, now_ms);
+    if (created != nullptr) {
+      (*stmt)->bind_text(4, created->id).bind_null(5);
+    } else {
+      (*stmt)->bind_null(4).bind_text(5, res.answer.body.dump());
+    }
     return (*stmt)->run();
   };
 
@@ -480,7 +533,7 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
       res.answer.body["available"] = (*p)->stock;
       res.answer.outcome = "insufficient_stock";
     }
-    HAWKER_TRY_STATUS(store_answer(), "store answer");
+    HAWKER_TRY_STATUS(store_answer(nullptr), "store answer");
     return res;
   }
   int64_t after = (*take)->column_int64(0);
@@ -490,8 +543,10 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
   int64_t threshold = (*take)->column_int64(3);
   (*take)->reset();
 
-  auto id = random_token("ord_", 12);
-  auto token = random_token("otk_", 24);
+  // Time-ordered, so each order's index entries go to the end of their B-trees: a batch of
+  // orders dirties a few pages instead of one random page per order and per index.
+  auto id = time_ordered_token("ord_", now_ms, 12);
+  auto token = time_ordered_token("otk_", now_ms, 24);
   if (!id || !token) return unexpected(ErrorCode::kInternal, "no randomness");
   o.id = id->reveal();
   o.token = token->reveal();
@@ -535,10 +590,9 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
                                         now_ms, res.events),
                     "stock events");
   res.answer.status = 201;
-  res.answer.body = to_json(o, true);
-  res.answer.body["payment_url"] = payment_url(o);
+  res.answer.body = created_answer(o, payment_url);
   res.answer.outcome = "reserved";
-  HAWKER_TRY_STATUS(store_answer(), "store answer");
+  HAWKER_TRY_STATUS(store_answer(&o), "store answer");
   res.order = std::move(o);
   return res;
 }
@@ -611,7 +665,12 @@ Result<ExpirySweep> expire_overdue(storage::Database& db, int64_t now_ms, size_t
                       "expire " + id);
     ++sweep.expired;
   }
-  auto prune = db.cached("DELETE FROM idempotency_keys WHERE created_at_ms < ?");
+  // seq follows time, so the keys to drop are the ones before the first young one; the
+  // subquery walks only those (a clock that stepped back can only keep a key longer).
+  auto prune = db.cached(
+      "DELETE FROM idempotency_keys WHERE seq < coalesce("
+      "(SELECT seq FROM idempotency_keys WHERE created_at_ms >= ?1 ORDER BY seq LIMIT 1), "
+      "(SELECT max(seq) + 1 FROM idempotency_keys))");
   if (!prune) return unexpected(std::move(prune).error());
   (*prune)->bind_int64(1, now_ms - kIdempotencyRetentionMs);
   HAWKER_TRY_STATUS((*prune)->run(), "prune idempotency keys");

@@ -6,7 +6,14 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
+
 namespace hawker {
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+}  // namespace
 
 Result<std::string> random_bytes(size_t bytes) {
   std::string out(bytes, '\0');
@@ -22,13 +29,23 @@ Result<Secret> random_token(std::string_view prefix, size_t bytes) {
   return Secret(std::string(prefix) + base64url_encode(*raw));
 }
 
+Result<Secret> time_ordered_token(std::string_view prefix, int64_t now_ms, size_t bytes) {
+  auto raw = random_bytes(bytes);
+  if (!raw) return unexpected(std::move(raw).error());
+  // 48 bits of milliseconds last until the year 10889; a clock before 1970 counts as 1970.
+  uint64_t ms = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0));
+  std::string token(prefix);
+  for (int shift = 44; shift >= 0; shift -= 4) token += kHexDigits[(ms >> shift) & 15];
+  token += base64url_encode(*raw);
+  return Secret(std::move(token));
+}
+
 std::string hex_encode(std::string_view data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(data.size() * 2);
   for (unsigned char c : data) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
+    out += kHexDigits[c >> 4];
+    out += kHexDigits[c & 15];
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <mutex>
 
 namespace hawker::storage {
 namespace {
@@ -219,6 +220,20 @@ std::span<const uint8_t> Statement::column_blob(int col) const {
 // ---- Database ----
 
 Result<Database> Database::open(const OpenOptions& options) {
+  // Two process-wide settings, which only take before SQLite initialises (the first open
+  // does; later calls change nothing):
+  // - SQLite counts every allocation under one mutex for sqlite3_status(), which hawker never
+  //   reads; on the write path that is a lock and unlock per malloc.
+  // - The Store runs every job in a SAVEPOINT, whose journal holds each page the job changes
+  //   (a dozen or more per order). Past 64 KiB SQLite spilled it into a temporary file that
+  //   was created, written and deleted in every batch transaction; temp_store=MEMORY keeps it
+  //   in memory but in 1 KiB chunks, four mallocs and frees per page. A 1 MiB spill threshold
+  //   keeps a job's journal in one allocation; only a job that changes more than 1 MiB spills.
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
+  });
   int flags = SQLITE_OPEN_NOMUTEX;
   if (options.read_only) {
     flags |= SQLITE_OPEN_READONLY;
@@ -307,6 +322,14 @@ Result<Statement*> Database::cached(std::string_view sql) {
   Statement* raw = owned.get();
   cache_.emplace(std::string(sql), std::move(owned));
   return raw;
+}
+
+Status Database::exec_cached(std::string_view sql) {
+  auto statement = cached(sql);
+  if (!statement) return std::move(statement).error();
+  Status done = (*statement)->run();
+  (*statement)->reset();
+  return done;
 }
 
 void Database::reset_all_statements() {

@@ -124,6 +124,9 @@ class Database {
   /// be used by two callers at once.
   Result<Statement*> cached(std::string_view sql);
   size_t cached_count() const { return cache_.size(); }
+  /// Runs one cached statement that returns no rows wanted by the caller: exec() for the
+  /// statements run again and again (BEGIN, SAVEPOINT, RELEASE, COMMIT), parsed only once.
+  Status exec_cached(std::string_view sql);
   /// Resets every statement of this connection so none keeps a read open across the end of a
   /// transaction or savepoint.
   void reset_all_statements();

@@ -195,7 +195,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
   // Jobs whose work succeeded inside the open transaction; they share its fate.
   std::vector<detail::Job*> pending;
   size_t in_transaction = 0;
-  Status begin = db.exec("BEGIN IMMEDIATE");
+  Status begin = db.exec_cached("BEGIN IMMEDIATE");
 
   auto abandon = [&](const Error& why) {
     for (detail::Job* job : pending) job->fail(why);
@@ -213,7 +213,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       continue;
     }
     ++in_transaction;
-    Status savepoint = db.exec("SAVEPOINT job");
+    Status savepoint = db.exec_cached("SAVEPOINT job");
     if (!savepoint) {
       job->fail(std::move(savepoint).error());
       ++jobs_failed_;
@@ -229,11 +229,11 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       if (outcome) job->fail(why);
       ++jobs_failed_;
       abandon(why);
-      begin = db.exec("BEGIN IMMEDIATE");
+      begin = db.exec_cached("BEGIN IMMEDIATE");
       continue;
     }
     if (outcome) {
-      Status release = db.exec("RELEASE job");
+      Status release = db.exec_cached("RELEASE job");
       if (release) {
         pending.push_back(job.get());
         continue;
@@ -241,20 +241,20 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       job->fail(release.error());
       ++jobs_failed_;
       abandon(std::move(release).error().with_context("release savepoint"));
-      begin = db.exec("BEGIN IMMEDIATE");
+      begin = db.exec_cached("BEGIN IMMEDIATE");
       continue;
     }
     ++jobs_failed_;
-    Status undo = db.exec("ROLLBACK TO job");
-    if (undo) undo = db.exec("RELEASE job");
+    Status undo = db.exec_cached("ROLLBACK TO job");
+    if (undo) undo = db.exec_cached("RELEASE job");
     if (!undo) {
       abandon(std::move(undo).error().with_context("roll back failed job"));
-      begin = db.exec("BEGIN IMMEDIATE");
+      begin = db.exec_cached("BEGIN IMMEDIATE");
     }
   }
 
   if (begin && !db.autocommit()) {
-    Status commit = db.exec("COMMIT");
+    Status commit = db.exec_cached("COMMIT");
     if (commit) {
       ++commits_;
       jobs_committed_ += pending.size();
@@ -295,7 +295,7 @@ void Store::reader_main(Database db) {
     } else {
       (void)job->run(db);
       db.reset_all_statements();
-      if (!db.autocommit()) (void)db.exec("COMMIT");
+      if (!db.autocommit()) (void)db.exec_cached("COMMIT");
     }
     ++reads_done_;
     finish(std::move(job));

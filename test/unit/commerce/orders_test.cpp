@@ -104,7 +104,73 @@ TEST_CASE("a reservation takes stock, and the first answer is replayed for the s
   REQUIRE(other);
   CHECK(other->answer.status == 422);
   CHECK(other->answer.body["type"] == "/problems/idempotency-key-reused");
+
+  // The 201 is kept as a reference to the order; a replay after the order was paid still shows
+  // the order as the first answer did.
+  REQUIRE(
+      apply_payment(db, OrderKey::kToken, first->order->token, {"test", "t1", 3000, "EUR"}, 2700));
+  auto after_pay = reserve_order(db, "key-1", request_for(p, 2), 2800, 60'000, kUrl);
+  REQUIRE(after_pay);
+  CHECK(after_pay->answer.replayed);
+  CHECK(after_pay->answer.status == 201);
+  CHECK(after_pay->answer.body == first->answer.body);
   check_invariant(db, p);
+}
+
+TEST_CASE("order ids and tokens made later sort after earlier ones") {
+  auto db = shop_db();
+  Product p = make_product(db, 3);
+  auto a = reserve_order(db, "a", request_for(p), 2000, 60'000, kUrl);
+  auto b = reserve_order(db, "b", request_for(p), 2001, 60'000, kUrl);
+  REQUIRE(a->order);
+  REQUIRE(b->order);
+  CHECK(a->order->id < b->order->id);
+  CHECK(a->order->token < b->order->token);
+  CHECK(a->events.front().id < b->events.front().id);
+}
+
+TEST_CASE("idempotency keys are forgotten after a day, and only then") {
+  auto db = shop_db();
+  Product p = make_product(db, 5);
+  constexpr int64_t kDay = 24 * 3600 * 1000;
+  REQUIRE(reserve_order(db, "old", request_for(p), 500, 60'000, kUrl)->answer.status == 201);
+  REQUIRE(reserve_order(db, "young", request_for(p), kDay, 60'000, kUrl)->answer.status == 201);
+  REQUIRE(expire_overdue(db, kDay + 1000, 100));
+  // "old" is past a day and a retry is a new order; "young" still replays.
+  auto retry_old = reserve_order(db, "old", request_for(p), kDay + 2000, 60'000, kUrl);
+  CHECK_FALSE(retry_old->answer.replayed);
+  CHECK(retry_old->answer.status == 201);
+  auto retry_young = reserve_order(db, "young", request_for(p), kDay + 2000, 60'000, kUrl);
+  CHECK(retry_young->answer.replayed);
+  check_invariant(db, p);
+}
+
+TEST_CASE("keys stored before migration 141 still replay their stored answer") {
+  auto db = storage::Database::open({.path = ":memory:", .wal = false});
+  REQUIRE(db);
+  storage::Schema schema;
+  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
+  auto all = schema.ordered();
+  REQUIRE(all);
+  std::vector<storage::Migration> up_to_140;
+  for (const auto& m : *all) {
+    if (m.version <= 140) up_to_140.push_back(m);
+  }
+  REQUIRE(storage::apply_migrations(*db, up_to_140));
+  Product p = make_product(*db, 3);
+  auto fingerprint = request_fingerprint(request_for(p));
+  auto stmt = db->prepare(
+      "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at_ms) "
+      "VALUES ('k-140', ?, 201, '{\"id\":\"ord_before\"}', 1500)");
+  REQUIRE(stmt);
+  stmt->bind_text(1, fingerprint);
+  REQUIRE(stmt->run());
+  REQUIRE(storage::apply_migrations(*db, schema));
+  auto again = reserve_order(*db, "k-140", request_for(p), 2000, 60'000, kUrl);
+  REQUIRE(again);
+  CHECK(again->answer.replayed);
+  CHECK(again->answer.body == nlohmann::json{{"id", "ord_before"}});
+  CHECK((*find_product(*db, p.id))->stock == 3);
 }
 
 TEST_CASE("too little stock is a stored 409 and never oversells") {

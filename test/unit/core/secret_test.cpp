@@ -18,6 +18,23 @@ TEST_CASE("random tokens are URL-safe, prefixed and distinct") {
         std::string::npos);
 }
 
+TEST_CASE("time-ordered tokens sort by time and keep their random part") {
+  auto early = time_ordered_token("otk_", 1'700'000'000'000, 24);
+  auto same_ms = time_ordered_token("otk_", 1'700'000'000'000, 24);
+  auto later = time_ordered_token("otk_", 1'700'000'000'001, 24);
+  REQUIRE(early);
+  REQUIRE(same_ms);
+  REQUIRE(later);
+  CHECK(early->reveal().rfind("otk_018bcfe56800", 0) == 0);
+  CHECK(early->reveal().size() == 4 + 12 + 32);
+  CHECK(early->reveal() != same_ms->reveal());
+  CHECK(early->reveal() < later->reveal());
+  CHECK(same_ms->reveal() < later->reveal());
+  // Ten digits of milliseconds, then eleven: the fixed width keeps the order.
+  CHECK(time_ordered_token("e_", 9'999'999'999, 4)->reveal() <
+        time_ordered_token("e_", 10'000'000'000, 4)->reveal());
+}
+
 TEST_CASE("secrets never format as their value") {
   Secret s("sk_live_supersecret");
   CHECK(fmt::format("key={}", s) == "key=[redacted]");

@@ -197,6 +197,29 @@ TEST_CASE("the statement cache prepares once per SQL text and hands back a clean
   CHECK(db.cached_count() == 2);
 }
 
+TEST_CASE("exec_cached runs the same statement again and again, savepoints included") {
+  TempDir dir;
+  Database db = open_file(dir.file("savepoints.db"));
+  REQUIRE(db.exec("CREATE TABLE t (v INTEGER)").ok());
+  REQUIRE(db.exec_cached("BEGIN IMMEDIATE").ok());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(db.exec_cached("SAVEPOINT job").ok());
+    auto insert = db.cached("INSERT INTO t VALUES (?)");
+    REQUIRE(insert.has_value());
+    REQUIRE((*insert)->bind_int64(1, i).run().ok());
+    // The middle job fails: only its row goes.
+    if (i == 1) REQUIRE(db.exec_cached("ROLLBACK TO job").ok());
+    REQUIRE(db.exec_cached("RELEASE job").ok());
+  }
+  REQUIRE(db.exec_cached("COMMIT").ok());
+  CHECK(db.autocommit());
+  CHECK(count_rows(db, "t") == 2);
+  CHECK(db.cached_count() == 6);
+  auto bad = db.exec_cached("RELEASE nothing");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("nothing") != std::string::npos);
+}
+
 TEST_CASE("connections open in WAL with the requested synchronous level and foreign keys") {
   TempDir dir;
   {
