@@ -107,8 +107,8 @@ TEST_CASE("parts never exceed the part target and segments close at keyframes") 
     file.write(reinterpret_cast<const char*>(run.init.data()),
                static_cast<std::streamsize>(run.init.size()));
     for (const auto& part : run.parts) {
-      file.write(reinterpret_cast<const char*>(part->bytes.data()),
-                 static_cast<std::streamsize>(part->bytes.size()));
+      file.write(reinterpret_cast<const char*>(part->bytes->data()),
+                 static_cast<std::streamsize>(part->bytes->size()));
     }
   }
   std::string frames;
