@@ -15,7 +15,7 @@ namespace hawker::media::hls {
 
 struct SegmentStoreOptions {
   int target_duration_s = 4;
-  int64_t part_target = 334 * 90;  ///< 90 kHz
+  int64_t part_target = 250 * 90;  ///< 90 kHz
   /// Complete segments kept: at least this much media (so CAN-SKIP-UNTIL = 6 x TARGETDURATION
   /// has something to skip and a player that fell behind can catch up) ...
   int64_t window_ms = 30'000;
