@@ -2,12 +2,27 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 namespace hawker {
 namespace {
+
+/// Memfds open in the process (every SealedBytes that has one).
+std::atomic<size_t> open_memfds{0};
+
+/// A memfd costs a descriptor, which connections need too: at most a quarter of the soft
+/// RLIMIT_NOFILE is spent on memfds; past that, sealed bytes stay in memory.
+size_t memfd_budget() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return 4096;
+  }
+  return static_cast<size_t>(limit.rlim_cur / 4);
+}
 
 /// A memfd holding `bytes`, sealed and mapped read-only; false (and nothing left open) on any
 /// failure.
@@ -48,10 +63,14 @@ bool seal_into_memfd(std::span<const uint8_t> bytes, int& fd_out, const uint8_t*
 std::shared_ptr<const SealedBytes> SealedBytes::copy_of(std::span<const uint8_t> bytes) {
   std::shared_ptr<SealedBytes> out(new SealedBytes);
   out->size_ = bytes.size();
-  if (bytes.empty() || !seal_into_memfd(bytes, out->fd_, out->data_)) {
-    out->memory_.assign(bytes.begin(), bytes.end());
-    out->data_ = out->memory_.data();
+  if (!bytes.empty()) {
+    if (open_memfds.fetch_add(1) < memfd_budget() && seal_into_memfd(bytes, out->fd_, out->data_)) {
+      return out;
+    }
+    open_memfds.fetch_sub(1);
   }
+  out->memory_.assign(bytes.begin(), bytes.end());
+  out->data_ = out->memory_.data();
   return out;
 }
 
@@ -59,6 +78,7 @@ SealedBytes::~SealedBytes() {
   if (fd_ >= 0) {
     munmap(const_cast<uint8_t*>(data_), size_);
     ::close(fd_);
+    open_memfds.fetch_sub(1);
   }
 }
 

@@ -12,8 +12,10 @@ namespace hawker {
 /// Immutable bytes held in an anonymous memory file (memfd), sealed against any change and
 /// mapped read-only. A server can then hand them to the kernel with sendfile(2) instead of
 /// copying them into every socket, as nginx does with a file on tmpfs; readers in the process
-/// see ordinary memory. Where a memfd cannot be had (an old kernel, out of descriptors) the bytes
-/// are kept in ordinary memory and fd() is -1, so callers always have the bytes.
+/// see ordinary memory. Where a memfd cannot be had (an old kernel, out of descriptors), or when
+/// memfds already hold a quarter of the process's descriptor limit (RLIMIT_NOFILE, which
+/// connections need too), the bytes are kept in ordinary memory and fd() is -1, so callers
+/// always have the bytes.
 ///
 /// Shared between threads as `std::shared_ptr<const SealedBytes>`: nothing about it changes
 /// after copy_of() returns.

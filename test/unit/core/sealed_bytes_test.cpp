@@ -2,10 +2,12 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 using namespace hawker;
@@ -41,4 +43,27 @@ TEST_CASE("empty sealed bytes need no memfd") {
   CHECK(sealed->empty());
   CHECK(sealed->fd() == -1);
   CHECK(sealed->view().empty());
+}
+
+TEST_CASE("memfds take at most a quarter of the descriptor limit; the rest stay in memory") {
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;  // a budget of 16 memfds
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<std::shared_ptr<const SealedBytes>> held;
+  const std::vector<uint8_t> bytes(1000, 5);
+  for (int i = 0; i < 40; ++i) held.push_back(SealedBytes::copy_of(bytes));
+  size_t with_fd = 0;
+  for (const auto& sealed : held) {
+    with_fd += sealed->fd() >= 0 ? 1 : 0;
+    CHECK(sealed->size() == bytes.size());
+    CHECK(sealed->data()[999] == 5);
+  }
+  CHECK(with_fd <= 16);
+  CHECK(with_fd > 0);
+  // Freed memfds give their slots back.
+  held.clear();
+  CHECK(SealedBytes::copy_of(bytes)->fd() >= 0);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
 }
