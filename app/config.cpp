@@ -269,7 +269,7 @@ std::vector<ConfigKey> build_keys() {
   keys.push_back(int_key("sse.keepalive", "a duration from 1s to 5m (e.g. 15s)",
                          "comment lines sent this often on idle event streams",
                          &Config::sse_keepalive_ms, parse_duration_ms, 1'000, 300'000, print_ms));
-  keys.push_back(int_key("hls.part-target", "a duration from 100ms to 2s (e.g. 334ms)",
+  keys.push_back(int_key("hls.part-target", "a duration from 100ms to 2s (e.g. 250ms)",
                          "LL-HLS part target (PART-TARGET); under hls.segment-target",
                          &Config::hls_part_target_ms, parse_duration_ms, 100, 2000, print_ms));
   keys.push_back(int_key("hls.segment-target", "a duration from 500ms to 10s (e.g. 1s)",

@@ -93,7 +93,7 @@ struct Config {
   int64_t sse_keepalive_ms = 15'000;
 
   // LL-HLS.
-  int64_t hls_part_target_ms = 334;
+  int64_t hls_part_target_ms = 250;
   int64_t hls_segment_target_ms = 1000;
   int64_t hls_max_segment_ms = 4000;
   /// Per-channel targets, from `[hls.channels.NAME]` tables in the TOML file only.

@@ -11,6 +11,9 @@ std::string_view Response::body_view() const {
     return std::string_view(reinterpret_cast<const char*>((*b)->data()), (*b)->size());
   }
   if (const auto* st = std::get_if<StaticBody>(&body)) return st->bytes;
+  if (const auto* sealed = std::get_if<SharedSealedBytes>(&body)) {
+    return *sealed ? (*sealed)->view() : std::string_view();
+  }
   const auto& t = std::get<SharedText>(body);
   if (!t) return {};
   return *t;
@@ -26,28 +29,34 @@ Response Response::json(int status, const nlohmann::json& value) {
   return r;
 }
 
-Response Response::text(int status, std::string body, std::string content_type) {
+namespace {
+
+/// A response of `status` with `body` (any of Response::body's kinds) of `content_type`.
+template <typename Body>
+Response with_body(int status, Body body, std::string content_type) {
   Response r;
   r.status = status;
   r.headers.set("Content-Type", std::move(content_type));
   r.body = std::move(body);
   return r;
+}
+
+}  // namespace
+
+Response Response::text(int status, std::string body, std::string content_type) {
+  return with_body(status, std::move(body), std::move(content_type));
 }
 
 Response Response::bytes(int status, SharedBytes body, std::string content_type) {
-  Response r;
-  r.status = status;
-  r.headers.set("Content-Type", std::move(content_type));
-  r.body = std::move(body);
-  return r;
+  return with_body(status, std::move(body), std::move(content_type));
+}
+
+Response Response::sealed(int status, SharedSealedBytes body, std::string content_type) {
+  return with_body(status, std::move(body), std::move(content_type));
 }
 
 Response Response::shared_text(int status, SharedText body, std::string content_type) {
-  Response r;
-  r.status = status;
-  r.headers.set("Content-Type", std::move(content_type));
-  r.body = std::move(body);
-  return r;
+  return with_body(status, std::move(body), std::move(content_type));
 }
 
 Response Response::empty(int status) {

@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/sealed_bytes.h"
 #include "http/request.h"
 
 namespace hawker::http {
@@ -26,7 +27,8 @@ struct StaticBody {
 struct Response {
   int status = 200;
   Headers headers;
-  std::variant<std::string, SharedBytes, SharedText, StaticBody> body;
+  /// A SharedSealedBytes body with a memfd is sent with sendfile(2), without a copy.
+  std::variant<std::string, SharedBytes, SharedText, StaticBody, SharedSealedBytes> body;
 
   /// The body's bytes, whatever holds them.
   std::string_view body_view() const;
@@ -37,6 +39,7 @@ struct Response {
   static Response text(int status, std::string body,
                        std::string content_type = "text/plain; charset=utf-8");
   static Response bytes(int status, SharedBytes body, std::string content_type);
+  static Response sealed(int status, SharedSealedBytes body, std::string content_type);
   static Response shared_text(int status, SharedText body, std::string content_type);
   /// A status with no body.
   static Response empty(int status);

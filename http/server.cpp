@@ -1,7 +1,13 @@
 #include "http/server.h"
 
 #include <fmt/format.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <exception>
@@ -18,8 +24,8 @@ constexpr size_t kGzipMinBytes = 256;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 constexpr std::string_view kComponent = "http";
 
-// RFC 9110 IMF-fixdate, rebuilt at most once a second.
-const std::string& http_date() {
+// The whole "Date: <RFC 9110 IMF-fixdate>\r\n" line, rebuilt at most once a second.
+const std::string& date_line() {
   static thread_local std::time_t cached_at = 0;
   static thread_local std::string cached;
   std::time_t now = std::time(nullptr);
@@ -27,11 +33,17 @@ const std::string& http_date() {
     std::tm tm{};
     gmtime_r(&now, &tm);
     char buf[64];
-    std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    std::strftime(buf, sizeof(buf), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
     cached = buf;
     cached_at = now;
   }
   return cached;
+}
+
+void append_decimal(std::string& out, uint64_t value) {
+  char digits[20];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
+  out.append(digits, end);
 }
 
 // Bounds the label set of the request counter: unknown methods share one label.
@@ -154,7 +166,8 @@ class Connection final : public ExchangeSink {
  private:
   struct Pending {
     ExchangePtr exchange;
-    std::string method;
+    /// The method's metric label (static text).
+    std::string_view method;
     bool head = false;
     bool keep_alive = true;
     bool gzip = false;
@@ -278,7 +291,7 @@ class Connection final : public ExchangeSink {
     request.remote = remote_;
     request.connection_id = id_;
     Pending p;
-    p.method = request.method;
+    p.method = method_label(request.method);
     p.head = request.method == "HEAD";
     p.keep_alive = request.keep_alive && !server_->draining();
     if (auto ae = request.header("Accept-Encoding")) p.gzip = accepts_gzip(*ae);
@@ -351,7 +364,7 @@ class Connection final : public ExchangeSink {
     request.remote = remote_;
     request.connection_id = id_;
     Pending p;
-    p.method = request.method;
+    p.method = method_label(request.method);
     p.keep_alive = false;
     p.started_ms = uv_now(server_->loop().uv());
     p.exchange = std::make_shared<Exchange>(this, std::move(request));
@@ -396,7 +409,7 @@ class Connection final : public ExchangeSink {
           }
           size_t n = data.size();
           stream->wrote(n);
-          write_op(std::move(data), {}, nullptr, {}, stream, n);
+          write_op({}, std::move(data), nullptr, {}, stream, n);
         }
         if (state_ == State::kClosing) return;
         if (stream->over_cap()) {
@@ -424,17 +437,27 @@ class Connection final : public ExchangeSink {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     p.exchange->set_finished();
-    auto& inst = server_->instruments();
-    const std::string& route = p.exchange->request().route.empty() ? std::string("unmatched")
-                                                                   : p.exchange->request().route;
-    inst.requests->with({route, std::string(method_label(p.method)), std::to_string(p.status)})
-        .inc();
+    const std::string& route = p.exchange->request().route;
+    Server::RouteInstruments& inst =
+        server_->route_instruments(route.empty() ? std::string_view("unmatched") : route);
+    inst.requests(p.method, p.status).inc();
     double seconds = static_cast<double>(uv_now(server_->loop().uv()) - p.started_ms) / 1000.0;
-    inst.duration->with({route}).observe(seconds);
+    inst.duration->observe(seconds);
     if (!p.keep_alive && state_ == State::kOpen) {
       state_ = State::kFinishing;
       stop_reading();
     }
+  }
+
+  /// Starts head_ afresh with the status line. head_ is reused for every answer, so building a
+  /// head allocates nothing once the buffer has grown to fit one.
+  void begin_head(int status) {
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    append_decimal(head_, static_cast<uint64_t>(status));
+    head_ += ' ';
+    head_ += reason_phrase(status);
+    head_ += "\r\n";
   }
 
   void add_common_headers(std::string& head, const Pending& p, const Response& r) {
@@ -453,14 +476,18 @@ class Connection final : public ExchangeSink {
     if (!p.origin.empty() && !r.headers.has("Access-Control-Allow-Origin")) {
       std::string allowed = server_->cors().allow_origin_for(p.origin);
       if (!allowed.empty()) {
-        head += "Access-Control-Allow-Origin: " + allowed + "\r\n";
+        head += "Access-Control-Allow-Origin: ";
+        head += allowed;
+        head += "\r\n";
         if (allowed != "*") head += "Vary: Origin\r\n";
         if (!server_->cors().exposed_headers.empty()) {
-          head += "Access-Control-Expose-Headers: " + server_->cors().exposed_headers + "\r\n";
+          head += "Access-Control-Expose-Headers: ";
+          head += server_->cors().exposed_headers;
+          head += "\r\n";
         }
       }
     }
-    head += "Date: " + http_date() + "\r\n";
+    head += date_line();
     bool keep_alive = p.keep_alive && !server_->draining();
     if (!keep_alive) {
       head += "Connection: close\r\n";
@@ -491,23 +518,35 @@ class Connection final : public ExchangeSink {
         }
       }
     }
-    std::string head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
-    add_common_headers(head, p, r);
-    if (!no_body) head += fmt::format("Content-Length: {}\r\n", r.body_size());
-    head += "\r\n";
+    begin_head(r.status);
+    add_common_headers(head_, p, r);
+    if (!no_body) {
+      head_ += "Content-Length: ";
+      append_decimal(head_, r.body_size());
+      head_ += "\r\n";
+    }
+    head_ += "\r\n";
     if (p.head || no_body) {
-      write_raw(std::move(head));
+      write_op(head_, {}, nullptr, {}, nullptr, 0);
       return;
     }
+    // Shared and static bodies go out from where they are: the head and the body are two buffers
+    // of one writev, and a queued write holds a reference to a shared body until its callback.
     std::string_view view = r.body_view();
     if (auto* s = std::get_if<std::string>(&r.body)) {
-      write_op(std::move(head), std::move(*s), nullptr, {}, nullptr, 0);
+      write_op(head_, std::move(*s), nullptr, {}, nullptr, 0);
     } else if (auto* b = std::get_if<SharedBytes>(&r.body)) {
-      write_op(std::move(head), {}, *b, view, nullptr, 0);
+      write_op(head_, {}, std::move(*b), view, nullptr, 0);
     } else if (auto* t = std::get_if<SharedText>(&r.body)) {
-      write_op(std::move(head), {}, *t, view, nullptr, 0);
+      write_op(head_, {}, std::move(*t), view, nullptr, 0);
+    } else if (auto* sealed = std::get_if<SharedSealedBytes>(&r.body)) {
+      if (*sealed && (*sealed)->fd() >= 0) {
+        send_sealed(head_, std::move(*sealed));
+      } else {
+        write_op(head_, {}, std::move(*sealed), view, nullptr, 0);
+      }
     } else {
-      write_op(std::move(head), {}, nullptr, view, nullptr, 0);
+      write_op(head_, {}, nullptr, view, nullptr, 0);
     }
   }
 
@@ -516,19 +555,64 @@ class Connection final : public ExchangeSink {
     // HTTP/1.0 has no chunked coding: the stream's end is the connection's end.
     if (p.exchange->request().version_minor == 0) p.keep_alive = false;
     p.chunked = !p.head && p.exchange->request().version_minor >= 1;
-    std::string head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, reason_phrase(r.status));
-    add_common_headers(head, p, r);
-    if (p.chunked) head += "Transfer-Encoding: chunked\r\n";
-    head += "\r\n";
-    write_raw(std::move(head));
+    begin_head(r.status);
+    add_common_headers(head_, p, r);
+    if (p.chunked) head_ += "Transfer-Encoding: chunked\r\n";
+    head_ += "\r\n";
+    write_op(head_, {}, nullptr, {}, nullptr, 0);
   }
 
-  void write_raw(std::string bytes) { write_op(std::move(bytes), {}, nullptr, {}, nullptr, 0); }
+  /// Sends a sealed body with sendfile(2): the kernel takes the memfd's pages into the socket
+  /// without a copy, as nginx sends a file from tmpfs, where a write copies every byte into the
+  /// socket buffer. The head goes first with MSG_MORE, so that it leaves with the first body
+  /// bytes. What the socket does not take at once is queued as an ordinary write from the mapped
+  /// bytes, which the op holds; so is everything when other writes are queued, to keep the order.
+  void send_sealed(std::string_view head, SharedSealedBytes body) {
+    if (state_ == State::kClosing) return;
+    size_t head_sent = 0;
+    size_t body_sent = 0;
+    uv_os_fd_t fd = -1;
+    if (queued_bytes_ == 0 && uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) {
+      ssize_t n;
+      do {
+        n = ::send(fd, head.data(), head.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        log::debug(kComponent, "conn={} remote={} send: {}", id_, remote_, std::strerror(errno));
+        close_now();
+        return;
+      }
+      head_sent = n > 0 ? static_cast<size_t>(n) : 0;
+      if (head_sent == head.size()) {
+        off_t offset = 0;
+        while (static_cast<size_t>(offset) < body->size()) {
+          ssize_t m =
+              ::sendfile(fd, body->fd(), &offset, body->size() - static_cast<size_t>(offset));
+          if (m > 0 || (m < 0 && errno == EINTR)) continue;
+          if (m < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            log::debug(kComponent, "conn={} remote={} sendfile: {}", id_, remote_,
+                       std::strerror(errno));
+            close_now();
+            return;
+          }
+          break;
+        }
+        body_sent = static_cast<size_t>(offset);
+      }
+      if (head_sent + body_sent > 0) server_instrument_bytes(head_sent + body_sent);
+      if (head_sent == head.size() && body_sent == body->size()) return;
+    }
+    std::string_view rest = body->view().substr(body_sent);
+    write_op(head.substr(head_sent), {}, std::move(body), rest, nullptr, 0);
+  }
 
-  /// Queues one write of `head` then a body: `owned`, or `view` kept alive by `keep` (null for
-  /// static bytes). The op owns or holds every byte until its callback. `stream_bytes` of it
-  /// are reported back to `stream` when written.
-  void write_op(std::string head, std::string owned, std::shared_ptr<const void> keep,
+  void write_raw(std::string bytes) { write_op({}, std::move(bytes), nullptr, {}, nullptr, 0); }
+
+  /// Writes `head` then a body: `owned`, or `view` kept alive by `keep` (null for static bytes).
+  /// What the kernel takes at once is written at once; the rest is queued in an op that copies
+  /// the unwritten part of `head` and owns or holds the body until its callback.
+  /// `stream_bytes` of it are reported back to `stream` when written.
+  void write_op(std::string_view head, std::string owned, std::shared_ptr<const void> keep,
                 std::string_view view, StreamWriterPtr stream, size_t stream_bytes) {
     if (state_ == State::kClosing) return;
     std::string_view body = owned.empty() ? view : std::string_view(owned);
@@ -542,7 +626,7 @@ class Connection final : public ExchangeSink {
     if (queued_bytes_ == 0 && !stream) {
       uv_buf_t now[2];
       unsigned count = 0;
-      if (!head.empty()) now[count++] = uv_buf_init(head.data(), head.size());
+      if (!head.empty()) now[count++] = uv_buf_init(const_cast<char*>(head.data()), head.size());
       if (!body.empty()) now[count++] = uv_buf_init(const_cast<char*>(body.data()), body.size());
       int rc = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), now, count);
       if (rc < 0 && rc != UV_EAGAIN) {
@@ -556,25 +640,25 @@ class Connection final : public ExchangeSink {
       }
       if (written == total) return;
     }
-    auto* op = new WriteOp;
+    WriteOp* op = spare_op_ ? spare_op_.release() : new WriteOp;
     op->connection = this;
-    op->head = std::move(head);
+    // Only the unwritten end of the head is kept.
+    const size_t head_written = std::min(written, head.size());
+    op->head.assign(head.substr(head_written));
     op->owned = std::move(owned);
     op->keep = std::move(keep);
     op->stream = std::move(stream);
     op->size = stream_bytes;
-    // The op's own copies (moving a short string moves its bytes), less what already went out.
-    std::string_view parts[2] = {op->head, op->owned.empty() ? view : op->owned};
+    // The op's own bytes (moving a short string moves its bytes), less what already went out.
+    std::string_view rest = op->owned.empty() ? view : std::string_view(op->owned);
+    rest.remove_prefix(written - head_written);
     uv_buf_t bufs[2];
     unsigned n = 0;
-    size_t skip = written;
-    for (std::string_view part : parts) {
-      if (skip >= part.size()) {
-        skip -= part.size();
-        continue;
-      }
-      bufs[n++] = uv_buf_init(const_cast<char*>(part.data()) + skip, part.size() - skip);
-      skip = 0;
+    if (!op->head.empty()) {
+      bufs[n++] = uv_buf_init(op->head.data(), op->head.size());
+    }
+    if (!rest.empty()) {
+      bufs[n++] = uv_buf_init(const_cast<char*>(rest.data()), rest.size());
     }
     op->req.data = op;
     op->total = total - written;
@@ -582,15 +666,30 @@ class Connection final : public ExchangeSink {
     int rc = uv_write(&op->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n,
                       [](uv_write_t* req, int status) {
                         std::unique_ptr<WriteOp> done(static_cast<WriteOp*>(req->data));
-                        done->connection->on_write_done(*done, status);
+                        Connection* connection = done->connection;
+                        connection->on_write_done(*done, status);
+                        connection->recycle(std::move(done));
                       });
     if (rc != 0) {
       queued_bytes_ -= op->total;
       if (op->stream) op->stream->write_done(op->size);
-      delete op;
+      recycle(std::unique_ptr<WriteOp>(op));
       log::debug(kComponent, "conn={} remote={} write: {}", id_, remote_, uv_strerror(rc));
       close_now();
     }
+  }
+
+  /// Keeps one finished op for the next queued write, so a connection that streams media parts
+  /// one after another does not allocate an op per answer.
+  void recycle(std::unique_ptr<WriteOp> op) {
+    if (spare_op_) return;
+    op->head.clear();
+    op->owned = std::string();
+    op->keep.reset();
+    op->stream.reset();
+    op->size = 0;
+    op->total = 0;
+    spare_op_ = std::move(op);
   }
 
   void on_write_done(WriteOp& op, int status) {
@@ -709,6 +808,9 @@ class Connection final : public ExchangeSink {
   std::string inbuf_;
   std::deque<Pending> pending_;
   size_t queued_bytes_ = 0;
+  /// The head being built (begin_head); reused so that answering allocates nothing for it.
+  std::string head_;
+  std::unique_ptr<WriteOp> spare_op_;
   bool reading_ = false;
   bool processing_ = false;
   bool shutdown_pending_ = false;
@@ -717,6 +819,9 @@ class Connection final : public ExchangeSink {
 
 Server::Server(Loop& loop, Router& router, ServerLimits limits, Metrics& metrics, CorsPolicy cors)
     : loop_(loop), router_(router), limits_(limits), cors_(std::move(cors)), shutdown_timer_(loop) {
+  // sendfile(2), unlike send(2), takes no MSG_NOSIGNAL: a client that leaves while a sealed body
+  // is being sent would kill the process with SIGPIPE instead of failing the call with EPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   instruments_.requests = &metrics.counter("hawker_http_requests_total",
                                            "HTTP requests answered, by route, method and status.",
                                            {"route", "method", "status"});
@@ -799,6 +904,27 @@ void Server::on_connection(int status) {
   connections_.emplace(c, std::move(connection));
   instruments_.open_connections->set(static_cast<double>(connections_.size()));
   c->start();
+}
+
+Counter& Server::RouteInstruments::requests(std::string_view method, int status) {
+  for (const auto& known : by_method_status) {
+    if (known.status == status && known.method == method) return *known.counter;
+  }
+  Counter& counter = family->with({route, std::string(method), std::to_string(status)});
+  by_method_status.push_back({method, status, &counter});
+  return counter;
+}
+
+Server::RouteInstruments& Server::route_instruments(std::string_view route) {
+  auto it = routes_.find(route);
+  if (it == routes_.end()) {
+    auto inst = std::make_unique<RouteInstruments>();
+    inst->route = std::string(route);
+    inst->family = instruments_.requests;
+    inst->duration = &instruments_.duration->with({inst->route});
+    it = routes_.emplace(inst->route, std::move(inst)).first;
+  }
+  return *it->second;
 }
 
 void Server::connection_closed(Connection* connection) {

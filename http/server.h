@@ -91,6 +91,24 @@ class Server {
     Counter* protocol_errors;
   };
   Instruments& instruments() { return instruments_; }
+  /// A route's request counters and duration histogram, looked up in the metric families once:
+  /// a family lookup takes a lock and builds label strings, too much for every media request.
+  struct RouteInstruments {
+    std::string route;
+    Family<Counter>* family = nullptr;
+    Histogram* duration = nullptr;
+    struct ByMethodStatus {
+      std::string_view method;  ///< a static method label
+      int status = 0;
+      Counter* counter = nullptr;
+    };
+    /// The few (method, status) pairs a route answers with, found by a linear scan.
+    std::vector<ByMethodStatus> by_method_status;
+    /// The counter for `method` (a static label that outlives the server) and `status`.
+    Counter& requests(std::string_view method, int status);
+  };
+  /// Routes are a bounded set (patterns, "unmatched", "unparsed", "OPTIONS"), so is this cache.
+  RouteInstruments& route_instruments(std::string_view route);
   void connection_closed(Connection* connection);
 
  private:
@@ -105,6 +123,12 @@ class Server {
   UvPtr<uv_tcp_t> listener_;
   uint64_t next_connection_id_ = 1;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  struct RouteHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<RouteInstruments>, RouteHash, std::equal_to<>>
+      routes_;
   bool draining_ = false;
   std::function<void()> shutdown_done_;
   Timer shutdown_timer_;

@@ -8,14 +8,20 @@
 // and records Date.now() minus it: that figure includes capture, encoding, RTMP, packaging,
 // delivery and the player's buffer. Error bars: +-33 ms (one frame at 30 fps; the frame on
 // screen may be up to one frame old) plus the 250 ms sampler's timer jitter, which does not bias
-// the figure. For hawker the page also records Date.now() - hls.playingDate (program-date-time
-// stamped at ingest), which leaves out the encoder and RTMP but is what hls.js itself sees.
+// the figure. For hawker the page also records Date.now() - hls.playingDate. Program-date-time
+// is the wall clock when the stream's first packet reached hawker plus media time, so that
+// figure leaves out what the first packet took to arrive (the encoder's start-up included), not
+// the steady-state encoder and RTMP delay. hls.js's own latency (its live edge, from the
+// playlist's arrival, minus the playhead) is recorded too: the frame clock minus it is the
+// encoder, RTMP, packaging and playlist delivery; it minus hls.js's target is the player's
+// distance from its target.
 //
 // It also reads hawker_hls_part_ready_seconds from /metrics: from the RTMP packet that completes
 // a part reaching the loop to the part being servable.
 //
 // Usage (through bench/latency/run): latency.mjs [--seconds 60] [--warmup 10] [--json FILE]
-//        [--hawker-args "--hls-part-target 334ms"] [--no-nginx] [--config JSON]
+//        [--hawker-args "--hls-part-target 200ms"] [--no-nginx] [--config JSON]
+//        [--samples]   (every 250 ms sample of the window in the JSON, not only the summaries)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -30,7 +36,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHANNEL = 'bench';
 
 function parseArgs(argv) {
-  const opts = { seconds: 60, warmup: 10, json: null, hawkerArgs: [], nginx: true, config: null };
+  const opts = {
+    seconds: 60, warmup: 10, json: null, hawkerArgs: [], nginx: true, config: null, samples: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -43,6 +51,7 @@ function parseArgs(argv) {
     else if (a === '--hawker-args') opts.hawkerArgs = next().split(/\s+/).filter(Boolean);
     else if (a === '--no-nginx') opts.nginx = false;
     else if (a === '--config') opts.config = next();
+    else if (a === '--samples') opts.samples = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!(opts.seconds > 0) || !(opts.warmup >= 0)) throw new Error('--seconds and --warmup must be numbers');
@@ -203,6 +212,7 @@ async function main() {
       const window_ = st.samples.filter((s) => s.t >= before[name].t);
       results.servers[name] = {
         start_ms: st.startMs,
+        start_jump_s: st.startJumpS,
         stalls_total: st.stalls,
         stalls_in_window: st.stalls - before[name].stalls,
         stalled_ms_total: Math.round(st.stalledMs),
@@ -212,6 +222,7 @@ async function main() {
         program_date_time: name === 'hawker' ? summarise(window_, 'pdtLatency') : null,
         hlsjs_latency: summarise(window_, 'latency'),
         hlsjs_target_latency_s: st.targetLatency,
+        ...(opts.samples ? { samples: window_ } : {}),
       };
     }
     const metricsAfter = await (await fetch(`${hawker.baseUrl}/metrics`)).text();

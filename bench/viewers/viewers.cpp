@@ -11,7 +11,7 @@
 //
 // Usage: hawker_bench_viewers --port P --path /live/c/source/playlist.m3u8 --viewers N
 //        [--host 127.0.0.1] [--threads 1] [--ramp-ms 2000] [--warmup 5] [--seconds 15]
-//        [--late-ms 334]
+//        [--late-ms 250]
 // Prints one JSON object.
 #include <uv.h>
 
@@ -43,7 +43,7 @@ struct Options {
   int ramp_ms = 2000;
   double warmup_s = 5;
   double seconds = 15;
-  double late_ms = 334;
+  double late_ms = 250;
 };
 
 struct Fetch {

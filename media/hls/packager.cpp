@@ -110,6 +110,8 @@ void Packager::emit_part(remux::Fragment fragment, std::vector<PackagerEvent>& o
   if (fragment.bytes.empty()) {
     return;
   }
+  // Sealed here, on the worker, so the loop only ever shares it.
+  SharedSealedBytes bytes = SealedBytes::copy_of(fragment.bytes);
   auto part = std::make_shared<Part>();
   part->msn = msn_;
   part->index = part_index_++;
@@ -117,7 +119,7 @@ void Packager::emit_part(remux::Fragment fragment, std::vector<PackagerEvent>& o
   part->duration = fragment.duration;
   part->independent = fragment.independent;
   part->program_date_time_ms = origin_wall_ms_ + fragment.start_dts / remux::kTicksPerMs;
-  part->bytes = std::move(fragment.bytes);
+  part->bytes = std::move(bytes);
   if (part->duration > options_.part_target_ticks()) {
     ++stats_.overlong_parts;
   }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "core/sealed_bytes.h"
 #include "media/packet.h"
 
 namespace hawker::media::hls {
@@ -9,7 +10,8 @@ namespace hawker::media::hls {
 /// One LL-HLS partial segment: a moof+mdat that a player can fetch and append on its own.
 /// Immutable once made; shared between the media worker, the store and HTTP writers.
 struct Part {
-  Bytes bytes;
+  /// The moof+mdat, sealed in memory that the HTTP server can sendfile from.
+  SharedSealedBytes bytes;
   int64_t msn = 0;                   ///< media sequence number of the parent segment
   int index = 0;                     ///< position inside the parent segment, from 0
   int64_t start = 0;                 ///< 90 kHz media time of its first sample

@@ -17,6 +17,7 @@ SegmentStore::Segment* SegmentStore::open_segment() {
 }
 
 void SegmentStore::begin_stream(Bytes init_segment) {
+  ++version_;
   close_open_segment();
   ++generation_;
   bytes_held_ += init_segment.size();
@@ -27,6 +28,7 @@ void SegmentStore::begin_stream(Bytes init_segment) {
 }
 
 void SegmentStore::end_stream(bool final) {
+  ++version_;
   close_open_segment();
   if (final) {
     ended_ = true;
@@ -46,7 +48,7 @@ void SegmentStore::close_open_segment() {
 }
 
 Status SegmentStore::append_part(std::shared_ptr<const Part> part) {
-  if (part == nullptr || part->bytes.empty()) {
+  if (part == nullptr || part->bytes == nullptr || part->bytes->empty()) {
     return unexpected(ErrorCode::kInvalidArgument, "segment store: empty part");
   }
   if (generation_ < options_.first_generation) {
@@ -73,10 +75,11 @@ Status SegmentStore::append_part(std::shared_ptr<const Part> part) {
   }
   open->duration += part->duration;
   open->part_list.push_back(PlaylistPart{part->duration, part->independent});
-  bytes_held_ += part->bytes.size();
+  bytes_held_ += part->bytes->size();
   position_.last_msn = part->msn;
   position_.last_part = part->index;
   open->parts.push_back(std::move(part));
+  ++version_;
   wake_waiters();
   return ok_status();
 }
@@ -88,19 +91,20 @@ Status SegmentStore::complete_segment(int64_t msn) {
   }
   size_t size = 0;
   for (const auto& part : open->parts) {
-    size += part->bytes.size();
+    size += part->bytes->size();
   }
-  auto bytes = std::make_shared<Bytes>();
-  bytes->reserve(size);
+  Bytes bytes;
+  bytes.reserve(size);
   for (const auto& part : open->parts) {
-    bytes->insert(bytes->end(), part->bytes.begin(), part->bytes.end());
+    bytes.insert(bytes.end(), part->bytes->data(), part->bytes->data() + part->bytes->size());
   }
-  open->bytes = std::move(bytes);
+  open->bytes = SealedBytes::copy_of(bytes);
   open->complete = true;
   bytes_held_ += size;
   next_msn_ = msn + 1;
   position_.last_complete_msn = msn;
   trim();
+  ++version_;
   wake_waiters();
   return ok_status();
 }
@@ -108,7 +112,7 @@ Status SegmentStore::complete_segment(int64_t msn) {
 void SegmentStore::trim() {
   auto release = [this](Segment& segment) {
     for (const auto& part : segment.parts) {
-      bytes_held_ -= part->bytes.size();
+      bytes_held_ -= part->bytes->size();
     }
     segment.parts.clear();
     segment.part_list.clear();
@@ -169,7 +173,7 @@ std::shared_ptr<const Part> SegmentStore::find_part(int64_t msn, int index) cons
   return segment.parts[static_cast<size_t>(index)];
 }
 
-SharedBytes SegmentStore::find_segment(int64_t msn) const {
+SharedSealedBytes SegmentStore::find_segment(int64_t msn) const {
   if (segments_.empty() || msn < segments_.front().msn || msn > segments_.back().msn) {
     return nullptr;
   }

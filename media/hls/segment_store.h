@@ -15,7 +15,7 @@ namespace hawker::media::hls {
 
 struct SegmentStoreOptions {
   int target_duration_s = 4;
-  int64_t part_target = 334 * 90;  ///< 90 kHz
+  int64_t part_target = 250 * 90;  ///< 90 kHz
   /// Complete segments kept: at least this much media (so CAN-SKIP-UNTIL = 6 x TARGETDURATION
   /// has something to skip and a player that fell behind can catch up) ...
   int64_t window_ms = 30'000;
@@ -62,7 +62,7 @@ class SegmentStore {
 
   std::shared_ptr<const Part> find_part(int64_t msn, int index) const;
   /// A complete segment's bytes (all its parts), while it is in the window.
-  SharedBytes find_segment(int64_t msn) const;
+  SharedSealedBytes find_segment(int64_t msn) const;
   SharedBytes find_init(int generation) const;
   /// The init segment generation of the current publish; first_generation - 1 before any.
   int generation() const { return generation_; }
@@ -83,6 +83,9 @@ class SegmentStore {
   size_t bytes_held() const { return bytes_held_; }
   size_t segment_count() const { return segments_.size(); }
   int64_t discontinuity_sequence() const { return discontinuity_sequence_; }
+  /// Changes whenever the playlist may: every part, segment, publish and end of stream. The
+  /// service renders a playlist once per version and shares it between the requests it answers.
+  uint64_t version() const { return version_; }
 
  private:
   struct Segment {
@@ -94,7 +97,7 @@ class SegmentStore {
     int64_t program_date_time_ms = 0;
     std::vector<std::shared_ptr<const Part>> parts;
     std::vector<PlaylistPart> part_list;  ///< kept while parts are
-    SharedBytes bytes;
+    SharedSealedBytes bytes;
   };
   struct Waiter {
     int64_t msn = 0;
@@ -119,6 +122,7 @@ class SegmentStore {
   size_t bytes_held_ = 0;
   std::map<WaiterId, Waiter> waiters_;
   WaiterId next_waiter_ = 1;
+  uint64_t version_ = 0;
 };
 
 }  // namespace hawker::media::hls

@@ -69,9 +69,14 @@ http::Response unavailable(std::string_view detail, int retry_after_s) {
   return r;
 }
 
-http::Response media_response(SharedBytes bytes, const char* type) {
-  auto r = http::Response::bytes(200, std::move(bytes), type);
-  r.headers.set("Cache-Control", kImmutable);
+/// Media shared with the store, never copied: an init segment (SharedBytes), or a part or a
+/// segment (SharedSealedBytes, which the server sends with sendfile).
+template <typename Body>
+http::Response media_response(Body bytes, const char* type) {
+  http::Response r;
+  r.headers.add("Content-Type", type);
+  r.headers.add("Cache-Control", kImmutable);
+  r.body = std::move(bytes);
   return r;
 }
 
@@ -98,6 +103,13 @@ struct HlsService::Rendition {
   /// lower resolution): out of the playlists, its URLs answer 404 so players switch away.
   bool retired = false;
   int max_fps = 0;  ///< a rung's frame-rate cap; 0 for the source
+  /// The media playlist as last rendered (index 1: the delta update), with the state of the
+  /// channel's renditions it was rendered from (see HlsService::serve_playlist).
+  struct Rendered {
+    std::vector<uint64_t> key;
+    http::SharedText text;
+  };
+  Rendered rendered[2];
 };
 
 /// The bound on a channel's ladder queue. `queued_pts` belongs to the source's worker,
@@ -226,7 +238,7 @@ const PackagerOptions& HlsService::packager_options(const std::string& channel) 
   return it == options_.channel_packager.end() ? options_.packager : it->second;
 }
 
-HlsService::Channel* HlsService::find_channel(const std::string& name) {
+HlsService::Channel* HlsService::find_channel(std::string_view name) {
   auto it = channels_.find(name);
   return it == channels_.end() ? nullptr : it->second.get();
 }
@@ -668,7 +680,7 @@ Status HlsService::add_routes(http::Router& router) {
 
 void HlsService::serve_multivariant(const http::Request& request,
                                     const http::ExchangePtr& exchange) {
-  Channel* channel = find_channel(std::string(request.param("channel")));
+  Channel* channel = find_channel(request.param("channel"));
   if (channel == nullptr) {
     exchange->respond(not_found("no live stream on this channel"));
     return;
@@ -693,7 +705,7 @@ void HlsService::serve_multivariant(const http::Request& request,
       if (!segment.complete || segment.duration <= 0) {
         continue;
       }
-      SharedBytes bytes = r->store.find_segment(segment.msn);
+      SharedSealedBytes bytes = r->store.find_segment(segment.msn);
       if (bytes == nullptr) {
         continue;
       }
@@ -722,7 +734,7 @@ void HlsService::serve_multivariant(const http::Request& request,
 
 void HlsService::serve_rendition_file(const http::Request& request,
                                       const http::ExchangePtr& exchange) {
-  Channel* channel = find_channel(std::string(request.param("channel")));
+  Channel* channel = find_channel(request.param("channel"));
   if (channel == nullptr) {
     exchange->respond(not_found("no live stream on this channel"));
     return;
@@ -799,12 +811,23 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
   const int max_age = channel.packager.target_duration_s();
   auto answer = [this, name = channel.name, rendition = r.name, delta = decision.delta_update,
                  blocking, max_age]() -> http::Response {
-    const SegmentStore* store = this->store(name, rendition);
-    if (store == nullptr) {
+    Channel* c = find_channel(name);
+    auto self = c != nullptr ? c->renditions.find(rendition) : decltype(c->renditions.end()){};
+    if (c == nullptr || self == c->renditions.end()) {
       return not_found("the stream is over");
     }
-    std::vector<RenditionReport> reports;
-    if (const Channel* c = find_channel(name)) {
+    // Every request held for a part is answered the moment it exists, thousands at once, with the
+    // same playlist: it is rendered once for each state of the channel's renditions (their
+    // stores, and which of them the rendition reports name) and shared.
+    std::vector<uint64_t> key;
+    key.reserve(c->renditions.size());
+    for (const auto& [other_name, other] : c->renditions) {
+      key.push_back(other->store.version() * 4 + (other->dropped ? 2 : 0) +
+                    (other->tracks.empty() ? 1 : 0));
+    }
+    Rendition::Rendered& rendered = self->second->rendered[delta ? 1 : 0];
+    if (rendered.text == nullptr || rendered.key != key) {
+      std::vector<RenditionReport> reports;
       for (const auto& [other_name, other] : c->renditions) {
         const PlaylistPosition position = other->store.position();
         if (other_name == rendition || other->dropped || other->retired || other->tracks.empty() ||
@@ -813,9 +836,11 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
         }
         reports.push_back(RenditionReport{other_name, position.last_msn, position.last_part});
       }
+      rendered.key = std::move(key);
+      rendered.text = std::make_shared<const std::string>(
+          write_media_playlist(self->second->store.playlist(std::move(reports)), delta));
     }
-    auto response = http::Response::text(
-        200, write_media_playlist(store->playlist(std::move(reports)), delta), kPlaylistType);
+    auto response = http::Response::shared_text(200, rendered.text, kPlaylistType);
     // A blocking response names a part that exists for good, so a cache may keep it a while; a
     // plain reload must see the newest playlist.
     response.headers.set("Cache-Control", blocking ? fmt::format("public, max-age={}", max_age)
@@ -831,18 +856,19 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
 
 void HlsService::serve_part(Channel& channel, Rendition& r, int64_t msn, int index,
                             const http::ExchangePtr& exchange) {
+  // The common case first, and without building the deferred answer below.
+  if (std::shared_ptr<const Part> part = r.store.find_part(msn, index)) {
+    exchange->respond(media_response(part->bytes, kMediaType));
+    return;
+  }
   auto answer = [this, name = channel.name, rendition = r.name, msn, index]() {
     const SegmentStore* store = this->store(name, rendition);
     std::shared_ptr<const Part> part = store ? store->find_part(msn, index) : nullptr;
     if (part == nullptr) {
       return not_found("no such part (it left the window, or its segment ended before it)");
     }
-    return media_response(SharedBytes(part, &part->bytes), kMediaType);
+    return media_response(part->bytes, kMediaType);
   };
-  if (r.store.find_part(msn, index) != nullptr) {
-    exchange->respond(answer());
-    return;
-  }
   // The preload-hinted part (or one just after it) is held until it exists, as the spec asks
   // for EXT-X-PRELOAD-HINT resources; anything older is gone.
   const PlaylistPosition position = r.store.position();
@@ -856,9 +882,13 @@ void HlsService::serve_part(Channel& channel, Rendition& r, int64_t msn, int ind
 
 void HlsService::serve_segment(Channel& channel, Rendition& r, int64_t msn,
                                const http::ExchangePtr& exchange) {
+  if (SharedSealedBytes bytes = r.store.find_segment(msn)) {
+    exchange->respond(media_response(std::move(bytes), kMediaType));
+    return;
+  }
   auto answer = [this, name = channel.name, rendition = r.name, msn]() {
     const SegmentStore* store = this->store(name, rendition);
-    SharedBytes bytes = store ? store->find_segment(msn) : nullptr;
+    SharedSealedBytes bytes = store ? store->find_segment(msn) : nullptr;
     if (bytes == nullptr) {
       return not_found("no such segment (it left the window)");
     }

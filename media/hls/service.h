@@ -115,7 +115,7 @@ class HlsService final : public ChannelSink {
   };
 
   Channel& channel_for_publish(const std::string& name);
-  Channel* find_channel(const std::string& name);
+  Channel* find_channel(std::string_view name);
   Rendition& rendition(Channel& channel, const std::string& name);
   /// Runs `work` on the channel's worker; the events it makes are applied on the loop in order.
   /// `received`, when set, is when the packet behind `work` reached the loop: parts it completes
@@ -156,7 +156,7 @@ class HlsService final : public ChannelSink {
   const Clock& clock_;
   Mailbox mailbox_;
   Timer tick_timer_;
-  std::map<std::string, std::unique_ptr<Channel>> channels_;
+  std::map<std::string, std::unique_ptr<Channel>, std::less<>> channels_;
   uint64_t next_instance_ = 1;
   std::map<uint64_t, HeldRequest> held_;
   uint64_t next_held_ = 1;

@@ -24,7 +24,7 @@ std::string write_toml(const std::string& text) {
 TEST_CASE("hls targets: defaults, flags, and per-channel tables that fall back to the server") {
   auto plain = load_config({}, no_env);
   REQUIRE(plain);
-  CHECK(plain->hls_part_target_ms == 334);
+  CHECK(plain->hls_part_target_ms == 250);
   CHECK(plain->hls_segment_target_ms == 1000);
   CHECK(plain->hls_max_segment_ms == 4000);
 

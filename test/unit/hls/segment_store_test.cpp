@@ -23,7 +23,7 @@ class Feeder {
     p->duration = kPart;
     p->independent = p->index == 0;
     p->program_date_time_ms = kWall + start_ / 90;
-    p->bytes.assign(size, static_cast<uint8_t>(p->index));
+    p->bytes = SealedBytes::copy_of(Bytes(size, static_cast<uint8_t>(p->index)));
     start_ += kPart;
     open_ = true;
     REQUIRE(store_.append_part(std::move(p)));
@@ -89,6 +89,9 @@ TEST_CASE("the window keeps enough segments and drops older ones with their byte
   CHECK(store.find_part(20, 0) == nullptr);
   CHECK(store.find_segment(18) != nullptr);
   CHECK(store.find_segment(18)->size() == 3000);
+  // A segment is its parts end to end, sealed in a memfd the server can sendfile from.
+  CHECK(store.find_segment(18)->fd() >= 0);
+  CHECK(store.find_segment(18)->data()[1000] == 1);
   CHECK(store.find_segment(17) == nullptr);
   CHECK(playlist.segments[2].parts.empty());
   CHECK(playlist.segments[3].parts.size() == 3);
@@ -97,7 +100,7 @@ TEST_CASE("the window keeps enough segments and drops older ones with their byte
 TEST_CASE("parts must arrive in order") {
   SegmentStore store(small_window());
   auto part = std::make_shared<Part>();
-  part->bytes = {1};
+  part->bytes = SealedBytes::copy_of(Bytes{1});
   CHECK_FALSE(store.append_part(part));  // before begin_stream
   store.begin_stream(Bytes(10, 1));
   part->msn = 1;

@@ -326,7 +326,9 @@ TEST_CASE(
     r = h.get(fmt::format("/live/shop/source/part{}.0.m4s", part->msn))->take_response();
     REQUIRE(r);
     CHECK(r->status == 200);
-    CHECK(r->body_size() == part->bytes.size());
+    CHECK(r->body_view() == part->bytes->view());
+    // The answer shares the part's sealed bytes (sent with sendfile), it does not copy them.
+    CHECK(std::get<SharedSealedBytes>(r->body) == part->bytes);
     CHECK(h.get("/live/shop/source/init9.mp4")->take_response()->status == 404);
   }
 
@@ -344,20 +346,30 @@ TEST_CASE(
     const PlaylistPosition at = h.store()->position();
     auto playlist = h.get(fmt::format("/live/shop/source/playlist.m3u8?_HLS_msn={}&_HLS_part={}",
                                       at.last_msn, at.last_part + 1));
+    auto same = h.get(fmt::format("/live/shop/source/playlist.m3u8?_HLS_msn={}&_HLS_part={}",
+                                  at.last_msn, at.last_part + 1));
+    auto before = h.get("/live/shop/source/playlist.m3u8")->take_response();
+    REQUIRE(before);
     auto part =
         h.get(fmt::format("/live/shop/source/part{}.{}.m4s", at.last_msn, at.last_part + 1));
     auto gone = h.get(fmt::format("/live/shop/source/playlist.m3u8?_HLS_msn={}", at.last_msn + 1));
     CHECK(playlist->state() == http::Exchange::State::kWaiting);
     CHECK(part->state() == http::Exchange::State::kWaiting);
-    CHECK(h.hls->held_requests() == 3);
+    CHECK(h.hls->held_requests() == 4);
     gone->abort();  // the client left: its waiter goes
-    CHECK(h.hls->held_requests() == 2);
+    CHECK(h.hls->held_requests() == 3);
 
     feed_until_ms(3500);
     REQUIRE(h.run_until([&] { return h.hls->held_requests() == 0; }));
     auto r = playlist->take_response();
     REQUIRE(r);
     CHECK(r->status == 200);
+    // Requests answered together share one rendering; a later state of the store is rendered anew.
+    auto shared = same->take_response();
+    REQUIRE(shared);
+    REQUIRE(std::holds_alternative<http::SharedText>(r->body));
+    CHECK(std::get<http::SharedText>(r->body) == std::get<http::SharedText>(shared->body));
+    CHECK(body_of(*r) != body_of(*before));
     CHECK(r->headers.get("Cache-Control") == "public, max-age=4");
     auto result = validate_media_playlist(body_of(*r));
     for (const auto& error : result.errors) {

@@ -125,8 +125,8 @@ std::string probe(const Packaged& packaged, const std::string& name, const std::
     file.write(reinterpret_cast<const char*>(packaged.init.data()),
                static_cast<std::streamsize>(packaged.init.size()));
     for (const auto& part : packaged.parts) {
-      file.write(reinterpret_cast<const char*>(part->bytes.data()),
-                 static_cast<std::streamsize>(part->bytes.size()));
+      file.write(reinterpret_cast<const char*>(part->bytes->data()),
+                 static_cast<std::streamsize>(part->bytes->size()));
     }
   }
   std::string output;

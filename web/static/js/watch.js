@@ -2,6 +2,7 @@
 // product with live stock over SSE, and the purchase: reservation, countdown, payment.
 import { api, ApiError, clock, countdown, el, money, newIdempotencyKey } from '/js/api.js';
 import { cancel, explain, orderPage, pay, reservationDeadline } from '/js/checkout.js';
+import '/js/live_sync.js';
 
 // Embedded from the npm package at build time (web/meson.build); never a CDN. Loaded only once
 // the stream is live, so the page itself opens at its own (small) size.
@@ -164,7 +165,9 @@ async function startPlayer() {
   }
   const Hls = await loadHls();
   if (Hls && Hls.isSupported()) {
-    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    // The same hls.js settings and latency keeping as /player.html, which bench/latency measures
+    // (docs/llhls.md): /js/live_sync.js, not hls.js, sets the playback rate.
+    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1 });
     state.hls = hls;
     window.hawkerHls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => buildQualityMenu(data.levels || hls.levels));
@@ -187,6 +190,10 @@ async function startPlayer() {
     });
     hls.loadSource(playlist);
     hls.attachMedia(video);
+    video.addEventListener('canplay', () => window.hawkerLiveSync.jumpToLiveSync(hls, video), {
+      once: true,
+    });
+    window.hawkerLiveSync.followTarget(hls, video);
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
     video.src = playlist; // Safari plays LL-HLS natively
   } else {
