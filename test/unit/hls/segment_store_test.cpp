@@ -247,7 +247,7 @@ TEST_CASE("a store that replaces another starts at its first msn and init genera
   CHECK(store.generation() == 2);
   auto part = std::make_shared<Part>();
   part->msn = 40;
-  part->bytes = {1};
+  part->bytes = SealedBytes::copy_of(Bytes{1});
   CHECK_FALSE(store.append_part(part));  // before begin_stream
   store.begin_stream(Bytes(10, 7));
   CHECK(store.generation() == 3);
