@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <optional>
+
 #include "commerce/catalogue.h"
 #include "core/secret.h"
 
@@ -10,12 +13,16 @@ using namespace hawker::commerce;
 
 namespace {
 
+storage::Schema shop_schema() {
+  storage::Schema schema;
+  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
+  return schema;
+}
+
 storage::Database shop_db() {
   auto db = storage::Database::open({.path = ":memory:", .wal = false});
   REQUIRE(db);
-  storage::Schema schema;
-  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
-  REQUIRE(storage::apply_migrations(*db, schema));
+  REQUIRE(storage::apply_migrations(*db, shop_schema()));
   return std::move(*db);
 }
 
@@ -49,6 +56,22 @@ void check_invariant(storage::Database& db, const Product& p) {
   REQUIRE(l);
   CHECK(l->stock == l->movements);
   CHECK(l->stock + l->reserved + l->sold == l->stocked);
+}
+
+/// An in-memory database with only the migrations of `schema` that `keep` accepts applied,
+/// to test what later migrations do to existing rows.
+std::optional<storage::Database> partly_migrated(const storage::Schema& schema,
+                                                 const std::function<bool(int)>& keep) {
+  auto db = storage::Database::open({.path = ":memory:", .wal = false});
+  REQUIRE(db);
+  auto all = schema.ordered();
+  REQUIRE(all);
+  std::vector<storage::Migration> some;
+  for (const auto& m : *all) {
+    if (keep(m.version)) some.push_back(m);
+  }
+  REQUIRE(storage::apply_migrations(*db, some));
+  return std::move(*db);
 }
 
 nlohmann::json body_of(const StoredAnswer& a) { return nlohmann::json::parse(a.body); }
@@ -180,17 +203,8 @@ TEST_CASE("idempotency keys are forgotten after a day, and only then") {
 }
 
 TEST_CASE("keys stored before migration 141 still replay their stored answer") {
-  auto db = storage::Database::open({.path = ":memory:", .wal = false});
-  REQUIRE(db);
-  storage::Schema schema;
-  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
-  auto all = schema.ordered();
-  REQUIRE(all);
-  std::vector<storage::Migration> up_to_140;
-  for (const auto& m : *all) {
-    if (m.version <= 140) up_to_140.push_back(m);
-  }
-  REQUIRE(storage::apply_migrations(*db, up_to_140));
+  storage::Schema schema = shop_schema();
+  auto db = partly_migrated(schema, [](int version) { return version <= 140; });
   Product p = make_product(*db, 3);
   auto fingerprint = request_fingerprint(request_for(p));
   auto stmt = db->prepare(
@@ -205,6 +219,45 @@ TEST_CASE("keys stored before migration 141 still replay their stored answer") {
   CHECK(again->answer.replayed);
   CHECK(body_of(again->answer) == nlohmann::json{{"id", "ord_before"}});
   CHECK((*find_product(*db, p.id))->stock == 3);
+}
+
+TEST_CASE("migrations 131 and 142 keep orders, keys, payments and movements, and their checks") {
+  storage::Schema schema = shop_schema();
+  auto db = partly_migrated(schema, [](int version) { return version != 131 && version != 142; });
+  Product p = make_product(*db, 5);
+  auto first = reserve_order(*db, "key-1", request_for(p, 2), 2000, 60'000, kUrl);
+  REQUIRE(first);
+  REQUIRE(first->answer.status == 201);
+  REQUIRE(
+      apply_payment(*db, OrderKey::kToken, first->order->token, {"test", "t1", 3000, "EUR"}, 2500));
+  REQUIRE(reserve_order(*db, "key-2", request_for(p, 1), 2600, 60'000, kUrl));
+  auto count = [&](std::string_view sql) {
+    auto stmt = db->prepare(sql);
+    REQUIRE(stmt);
+    REQUIRE(*stmt->step() == storage::Statement::Step::kRow);
+    return stmt->column_int64(0);
+  };
+  int64_t movements = count("SELECT count(*) FROM stock_movements");
+
+  REQUIRE(storage::apply_migrations(*db, schema));
+  CHECK(count("SELECT count(*) FROM orders") == 2);
+  CHECK(count("SELECT count(*) FROM payments") == 1);
+  CHECK(count("SELECT count(*) FROM stock_movements") == movements);
+  CHECK(count("SELECT count(*) FROM pragma_foreign_key_check") == 0);
+  CHECK(count("SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%IN (%' AND "
+              "tbl_name IN ('orders', 'stock_movements')") == 0);
+  CHECK(count("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+              "tbl_name IN ('orders', 'stock_movements')") == 6);
+  // The first answer still replays, from the order that survived the rebuild.
+  auto again = reserve_order(*db, "key-1", request_for(p, 2), 4000, 60'000, kUrl);
+  REQUIRE(again);
+  CHECK(again->answer.replayed);
+  CHECK(again->answer.body == first->answer.body);
+  check_invariant(*db, p);
+  // The checks still refuse what they refused.
+  CHECK_FALSE(db->exec("UPDATE orders SET status = 'lost'"));
+  CHECK_FALSE(db->exec("UPDATE stock_movements SET kind = 'theft'"));
+  CHECK(db->exec("UPDATE orders SET status = 'shipped' WHERE status = 'paid'"));
 }
 
 TEST_CASE("too little stock is a stored 409 and never oversells") {
