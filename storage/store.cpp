@@ -228,39 +228,8 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       continue;
     }
     ++in_transaction;
-    if (job->rerunnable()) {
-      if (!run_open) {
-        Status savepoint = db.exec_cached("SAVEPOINT run");
-        if (!savepoint) {
-          job->fail(std::move(savepoint).error());
-          ++jobs_failed_;
-          continue;
-        }
-        run_open = true;
-      }
-      int64_t changes_before = db.total_changes();
-      Status outcome = job->run(db);
-      db.reset_all_statements();
-      if (db.autocommit()) {
-        transaction_lost(*job, outcome);
-        continue;
-      }
-      if (outcome) {
-        pending.push_back(job.get());
-        run.push_back(job.get());
-        continue;
-      }
-      ++jobs_failed_;
-      // The usual refusal wrote nothing, and there is nothing to undo.
-      if (db.total_changes() == changes_before) continue;
-      Status redone = rerun(db, run, pending);
-      if (!redone) {
-        abandon(std::move(redone).error().with_context("roll back failed job"));
-        begin = db.exec_cached("BEGIN IMMEDIATE");
-      }
-      continue;
-    }
-    if (run_open) {
+    bool rerunnable = job->rerunnable();
+    if (!rerunnable && run_open) {
       // A later failure of this job must not undo the rerunnable jobs before it, nor a later
       // rerun undo this one.
       Status release = db.exec_cached("RELEASE run");
@@ -274,16 +243,36 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
         continue;
       }
     }
-    Status savepoint = db.exec_cached("SAVEPOINT job");
-    if (!savepoint) {
-      job->fail(std::move(savepoint).error());
-      ++jobs_failed_;
-      continue;
+    if (!rerunnable || !run_open) {
+      Status savepoint = db.exec_cached(rerunnable ? "SAVEPOINT run" : "SAVEPOINT job");
+      if (!savepoint) {
+        job->fail(std::move(savepoint).error());
+        ++jobs_failed_;
+        continue;
+      }
+      run_open = rerunnable;
     }
+    int64_t changes_before = db.total_changes();
     Status outcome = job->run(db);
     db.reset_all_statements();
     if (db.autocommit()) {
       transaction_lost(*job, outcome);
+      continue;
+    }
+    if (rerunnable) {
+      if (outcome) {
+        pending.push_back(job.get());
+        run.push_back(job.get());
+        continue;
+      }
+      ++jobs_failed_;
+      // The usual refusal wrote nothing, and there is nothing to undo.
+      if (db.total_changes() == changes_before) continue;
+      Status redone = rerun(db, run, pending);
+      if (!redone) {
+        abandon(std::move(redone).error().with_context("roll back failed job"));
+        begin = db.exec_cached("BEGIN IMMEDIATE");
+      }
       continue;
     }
     if (outcome) {
