@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/secret.h"
 
 namespace hawker::commerce {
@@ -72,6 +73,45 @@ INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at_ms)
   SELECT key, fingerprint, status, body, created_at_ms FROM idempotency_keys_140
   ORDER BY created_at_ms, rowid;
 DROP TABLE idempotency_keys_140;
+)sql"},
+    // SQLite checks `x IN (list of 3 or more)` through a temporary index built for each
+    // statement: a B-tree opened and closed on every order INSERT. The same check as ORs
+    // costs a few compares. Keys and payments reference orders, so the table is rebuilt under
+    // deferred foreign keys: dropping it counts their references as violations, putting the
+    // rows back under the same name counts them off again, before COMMIT checks.
+    {142, "orders: status check without an IN list", R"sql(
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE orders_141 AS SELECT * FROM orders;
+DROP TABLE orders;
+CREATE TABLE orders (
+  id TEXT PRIMARY KEY,
+  token TEXT NOT NULL UNIQUE,
+  product_id TEXT NOT NULL REFERENCES products(id),
+  quantity INTEGER NOT NULL CHECK (quantity > 0),
+  unit_price_minor INTEGER NOT NULL,
+  amount_minor INTEGER NOT NULL,
+  currency TEXT NOT NULL,
+  email TEXT NOT NULL,
+  name TEXT NOT NULL,
+  shipping_address TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status = 'reserved' OR status = 'paid' OR status = 'shipped' OR
+                              status = 'expired' OR status = 'cancelled' OR
+                              status = 'refunded' OR status = 'needs_refund'),
+  restocked INTEGER NOT NULL DEFAULT 0,
+  holds_stock INTEGER NOT NULL DEFAULT 1,
+  payment_provider TEXT NOT NULL DEFAULT '',
+  payment_ref TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+INSERT INTO orders SELECT id, token, product_id, quantity, unit_price_minor, amount_minor,
+  currency, email, name, shipping_address, status, restocked, holds_stock, payment_provider,
+  payment_ref, created_at_ms, expires_at_ms, updated_at_ms FROM orders_141 ORDER BY rowid;
+DROP TABLE orders_141;
+CREATE INDEX orders_reserved_expiry ON orders(expires_at_ms) WHERE status = 'reserved';
+CREATE INDEX orders_product ON orders(product_id, created_at_ms);
+CREATE INDEX orders_created ON orders(created_at_ms);
 )sql"},
 };
 
@@ -151,19 +191,18 @@ Order as_created(Order o) {
   return o;
 }
 
-/// The body of the 201 that created `o` (and of every replay of it).
-nlohmann::json created_answer(const Order& o, const PaymentUrlFn& payment_url) {
-  nlohmann::json body = to_json(o, true);
-  body["payment_url"] = payment_url(o);
-  return body;
-}
-
 nlohmann::json problem_body(int status, std::string_view slug, std::string_view title,
                             std::string_view detail) {
   return {{"type", fmt::format("/problems/{}", slug)},
           {"title", title},
           {"status", status},
           {"detail", detail}};
+}
+
+/// A 201 replayed from a key: the order as it was created, whatever happened since.
+std::string replayed_created_answer(const Order& o, const PaymentUrlFn& payment_url) {
+  Order created = as_created(o);
+  return created_answer(created, created.shipping_address.dump(), payment_url(created));
 }
 
 /// Moves `delta` units of available stock (negative: take) and reports the stock before and
@@ -390,6 +429,25 @@ nlohmann::json to_json(const Order& o, bool include_token) {
   return j;
 }
 
+std::string created_answer(const Order& o, std::string_view shipping_address,
+                           std::string_view payment_url) {
+  // Every order builds this once, where a JSON tree took a few dozen allocations; the keys
+  // come in the order nlohmann's sorted objects print them, so the bytes are the same.
+  fmt::memory_buffer out;
+  auto text = [](std::string_view s) { return log::json_escape(s); };
+  fmt::format_to(std::back_inserter(out),
+                 R"({{"amount_minor":{},"created_at":"{}","currency":"{}","email":"{}",)"
+                 R"("expires_at":"{}","id":"{}","name":"{}","payment_url":"{}",)"
+                 R"("product_id":"{}","quantity":{},"restocked":{},"shipping_address":{},)"
+                 R"("status":"{}","token":"{}","unit_price_minor":{},"updated_at":"{}"}})",
+                 o.amount_minor, format_rfc3339_ms(o.created_at_ms), text(o.currency),
+                 text(o.email), format_rfc3339_ms(o.expires_at_ms), text(o.id), text(o.name),
+                 text(payment_url), text(o.product_id), o.quantity, o.restocked, shipping_address,
+                 to_string(o.status), text(o.token), o.unit_price_minor,
+                 format_rfc3339_ms(o.updated_at_ms));
+  return fmt::to_string(out);
+}
+
 std::span<const storage::Migration> order_migrations() { return kMigrations; }
 
 std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderRequest& out) {
@@ -399,39 +457,48 @@ std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderR
     for (const char* k : kKnown) known = known || key == k;
     if (!known) return FieldError{key, "unknown field"};
   }
-  if (!body.contains("product_id") || !body["product_id"].is_string() ||
-      body["product_id"].get<std::string>().empty() ||
-      body["product_id"].get<std::string>().size() > 64) {
+  // Runs on the loop for every order: look each field up once and copy each string once.
+  auto field = [&body](const char* name) -> const nlohmann::json* {
+    auto it = body.find(name);
+    return it == body.end() ? nullptr : &*it;
+  };
+  const nlohmann::json* product = field("product_id");
+  if (product == nullptr || !product->is_string() ||
+      product->get_ref<const std::string&>().empty() ||
+      product->get_ref<const std::string&>().size() > 64) {
     return FieldError{"product_id", "required product id string"};
   }
-  out.product_id = body["product_id"].get<std::string>();
-  if (body.contains("quantity")) {
-    if (!body["quantity"].is_number_integer()) {
+  out.product_id = product->get_ref<const std::string&>();
+  if (const nlohmann::json* quantity = field("quantity")) {
+    if (!quantity->is_number_integer()) {
       return FieldError{"quantity", "must be a whole number"};
     }
-    out.quantity = body["quantity"].get<int64_t>();
+    out.quantity = quantity->get<int64_t>();
     if (out.quantity < 1 || out.quantity > kMaxQuantity) {
       return FieldError{"quantity", fmt::format("must be 1 to {}", kMaxQuantity)};
     }
   }
-  if (!body.contains("email") || !body["email"].is_string()) {
+  const nlohmann::json* email = field("email");
+  if (email == nullptr || !email->is_string()) {
     return FieldError{"email", "required string"};
   }
-  out.email = body["email"].get<std::string>();
+  out.email = email->get_ref<const std::string&>();
   size_t at = out.email.find('@');
   if (out.email.size() > 254 || at == std::string::npos || at == 0 ||
       out.email.find('.', at) == std::string::npos || out.email.back() == '.' ||
       out.email.find_first_of(" \t\r\n<>") != std::string::npos) {
     return FieldError{"email", "not an email address"};
   }
-  if (!body.contains("name") || !body["name"].is_string() ||
-      body["name"].get<std::string>().empty() || body["name"].get<std::string>().size() > 200) {
+  const nlohmann::json* name = field("name");
+  if (name == nullptr || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+      name->get_ref<const std::string&>().size() > 200) {
     return FieldError{"name", "required, 1 to 200 bytes"};
   }
-  out.name = body["name"].get<std::string>();
-  if (!body.contains("shipping_address")) return FieldError{"shipping_address", "required"};
-  const auto& addr = body["shipping_address"];
-  if (!(addr.is_string() && !addr.get<std::string>().empty()) && !addr.is_object()) {
+  out.name = name->get_ref<const std::string&>();
+  const nlohmann::json* address = field("shipping_address");
+  if (address == nullptr) return FieldError{"shipping_address", "required"};
+  const auto& addr = *address;
+  if (!(addr.is_string() && !addr.get_ref<const std::string&>().empty()) && !addr.is_object()) {
     return FieldError{"shipping_address", "must be a non-empty string or an object"};
   }
   if (addr.dump().size() > 2000) return FieldError{"shipping_address", "at most 2000 bytes"};
@@ -440,19 +507,25 @@ std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderR
 }
 
 std::string request_fingerprint(const OrderRequest& r) {
-  nlohmann::json j = {{"product_id", r.product_id},
-                      {"quantity", r.quantity},
-                      {"email", r.email},
-                      {"name", r.name},
-                      {"shipping_address", r.shipping_address}};
-  return sha256_hex(j.dump());
+  return request_fingerprint(r, r.shipping_address.dump());
+}
+
+std::string request_fingerprint(const OrderRequest& r, std::string_view shipping_address) {
+  // The SHA-256 of the request as a JSON object with sorted keys, as nlohmann prints it: keys
+  // stored by earlier versions must keep matching their retries.
+  std::string text = fmt::format(
+      R"({{"email":"{}","name":"{}","product_id":"{}","quantity":{},"shipping_address":{}}})",
+      log::json_escape(r.email), log::json_escape(r.name), log::json_escape(r.product_id),
+      r.quantity, shipping_address);
+  return sha256_hex(text);
 }
 
 Result<Reservation> reserve_order(storage::Database& db, std::string_view idempotency_key,
                                   const OrderRequest& request, int64_t now_ms, int64_t window_ms,
                                   const PaymentUrlFn& payment_url) {
   Reservation res;
-  std::string fingerprint = request_fingerprint(request);
+  std::string shipping_address = request.shipping_address.dump();
+  std::string fingerprint = request_fingerprint(request, shipping_address);
   {
     auto stmt =
         db.cached("SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE key = ?");
@@ -467,7 +540,7 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
         res.answer.replayed = true;
         res.answer.outcome = "replayed";
         if ((*stmt)->column_is_null(3)) {
-          res.answer.body = nlohmann::json::parse((*stmt)->column_text(2), nullptr, false);
+          res.answer.body = std::string((*stmt)->column_text(2));
         } else {
           std::string order_id((*stmt)->column_text(3));
           (*stmt)->reset();
@@ -476,12 +549,13 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
           if (!found->has_value()) {
             return unexpected(ErrorCode::kInternal, "idempotency key names a missing order");
           }
-          res.answer.body = created_answer(as_created(**found), payment_url);
+          res.answer.body = replayed_created_answer(**found, payment_url);
         }
       } else {
         res.answer.status = 422;
         res.answer.body = problem_body(422, "idempotency-key-reused", "Idempotency key reused",
-                                       "this Idempotency-Key was used with a different body");
+                                       "this Idempotency-Key was used with a different body")
+                              .dump();
         res.answer.outcome = "key_reused";
       }
       (*stmt)->reset();
@@ -500,48 +574,60 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
     if (created != nullptr) {
       (*stmt)->bind_text(4, created->id).bind_null(5);
     } else {
-      (*stmt)->bind_null(4).bind_text(5, res.answer.body.dump());
+      (*stmt)->bind_null(4).bind_text(5, res.answer.body);
     }
     return (*stmt)->run();
   };
 
-  // Take the stock first: the one statement that decides who gets the last unit.
+  // Take the stock first: the one statement that decides who gets the last unit. Without
+  // RETURNING, which made SQLite open and close a temporary B-tree (a pager, a page cache and
+  // a few large allocations) for every order; the row is read back by its key instead, in the
+  // same transaction, where no other writer can change it in between.
   auto take = db.cached(
       "UPDATE products SET stock = stock - ?1 WHERE id = ?2 AND active = 1 AND deleted = 0 "
-      "AND stock >= ?1 RETURNING stock, price_minor, currency, low_stock_threshold");
+      "AND stock >= ?1");
   if (!take) return unexpected(std::move(take).error());
   (*take)->bind_int64(1, request.quantity).bind_text(2, request.product_id);
-  auto step = (*take)->step();
-  if (!step) return unexpected(std::move(step).error().with_context("take stock"));
-  if (*step == storage::Statement::Step::kDone) {
+  HAWKER_TRY_STATUS((*take)->run(), "take stock");
+  if (db.changes() == 0) {
     auto p = find_product(db, request.product_id);
     if (!p) return unexpected(std::move(p).error());
+    nlohmann::json problem;
     if (!p->has_value() || !(*p)->active) {
       res.answer.status = 404;
-      res.answer.body =
+      problem =
           problem_body(404, "product-not-found", "Product not found", "no such product on sale");
       res.answer.outcome = "not_found";
     } else if ((*p)->stock == 0) {
       res.answer.status = 409;
-      res.answer.body = problem_body(409, "sold-out", "Sold out", "no units left");
+      problem = problem_body(409, "sold-out", "Sold out", "no units left");
       res.answer.outcome = "sold_out";
     } else {
       res.answer.status = 409;
-      res.answer.body =
-          problem_body(409, "insufficient-stock", "Insufficient stock",
-                       fmt::format("{} asked, {} left", request.quantity, (*p)->stock));
-      res.answer.body["available"] = (*p)->stock;
+      problem = problem_body(409, "insufficient-stock", "Insufficient stock",
+                             fmt::format("{} asked, {} left", request.quantity, (*p)->stock));
+      problem["available"] = (*p)->stock;
       res.answer.outcome = "insufficient_stock";
     }
+    res.answer.body = problem.dump();
     HAWKER_TRY_STATUS(store_answer(nullptr), "store answer");
     return res;
   }
-  int64_t after = (*take)->column_int64(0);
+  auto taken = db.cached(
+      "SELECT stock, price_minor, currency, low_stock_threshold FROM products WHERE id = ?");
+  if (!taken) return unexpected(std::move(taken).error());
+  (*taken)->bind_text(1, request.product_id);
+  auto row = (*taken)->step();
+  if (!row) return unexpected(std::move(row).error().with_context("read taken stock"));
+  if (*row != storage::Statement::Step::kRow) {
+    return unexpected(ErrorCode::kInternal, "the product vanished after its stock was taken");
+  }
+  int64_t after = (*taken)->column_int64(0);
   Order o;
-  o.unit_price_minor = (*take)->column_int64(1);
-  o.currency = std::string((*take)->column_text(2));
-  int64_t threshold = (*take)->column_int64(3);
-  (*take)->reset();
+  o.unit_price_minor = (*taken)->column_int64(1);
+  o.currency = std::string((*taken)->column_text(2));
+  int64_t threshold = (*taken)->column_int64(3);
+  (*taken)->reset();
 
   // Time-ordered, so each order's index entries go to the end of their B-trees: a batch of
   // orders dirties a few pages instead of one random page per order and per index.
@@ -576,7 +662,7 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
       .bind_text(7, o.currency)
       .bind_text(8, o.email)
       .bind_text(9, o.name)
-      .bind_text(10, o.shipping_address.dump())
+      .bind_text(10, shipping_address)
       .bind_int64(11, now_ms)
       .bind_int64(12, o.expires_at_ms)
       .bind_int64(13, now_ms);
@@ -590,7 +676,7 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
                                         now_ms, res.events),
                     "stock events");
   res.answer.status = 201;
-  res.answer.body = created_answer(o, payment_url);
+  res.answer.body = created_answer(o, shipping_address, payment_url(o));
   res.answer.outcome = "reserved";
   HAWKER_TRY_STATUS(store_answer(&o), "store answer");
   res.order = std::move(o);

@@ -88,15 +88,23 @@ struct OrderRequest {
 inline constexpr int64_t kMaxQuantity = 100;
 inline constexpr size_t kMaxIdempotencyKey = 255;
 
+/// The body of the 201 that created `o` and of every replay of it: to_json(o, true) with
+/// "payment_url", the same text as nlohmann's dump, written without a JSON tree.
+/// `shipping_address` is o.shipping_address as JSON text. For an order as created (no payment).
+std::string created_answer(const Order& o, std::string_view shipping_address,
+                           std::string_view payment_url);
+
 /// Validates a POST /api/orders body; the error names the field.
 std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderRequest& out);
 /// A fingerprint of the request's meaning, to tell a retry from a reuse of the key.
 std::string request_fingerprint(const OrderRequest& r);
+/// The same, with r.shipping_address already printed as JSON text.
+std::string request_fingerprint(const OrderRequest& r, std::string_view shipping_address);
 
 /// An HTTP answer decided inside the transaction, kept for idempotent replay.
 struct StoredAnswer {
   int status = 0;
-  nlohmann::json body;
+  std::string body;       ///< the JSON text, sent as it is
   bool replayed = false;  ///< the answer to an earlier request with this key
   std::string outcome;    ///< "reserved", "sold_out", "insufficient_stock", ... for metrics
 };

@@ -68,9 +68,10 @@ http::Response no_store(http::Response r) {
   return r;
 }
 
-http::Response stored_answer(const StoredAnswer& a) {
-  http::Response r = http::Response::json(a.status, a.body);
-  if (a.status >= 400) r.headers.set("Content-Type", "application/problem+json");
+http::Response stored_answer(StoredAnswer&& a) {
+  http::Response r =
+      http::Response::text(a.status, std::move(a.body),
+                           a.status >= 400 ? "application/problem+json" : "application/json");
   if (a.replayed) r.headers.set("Idempotent-Replayed", "true");
   return no_store(std::move(r));
 }
@@ -108,11 +109,16 @@ ShopApi::ShopApi(Loop& loop, storage::Store& store, AdminAuth& auth, const Event
 
 ShopApi::~ShopApi() { *alive_ = false; }
 
-void ShopApi::count(std::string_view outcome) {
-  metrics_
-      .counter("hawker_orders_total", "Order requests and order changes by outcome", {"outcome"})
-      .with({std::string(outcome)})
-      .inc();
+void ShopApi::count(std::string_view outcome, double by) {
+  auto it = outcome_counters_.find(outcome);
+  if (it == outcome_counters_.end()) {
+    Counter& counter = metrics_
+                           .counter("hawker_orders_total",
+                                    "Order requests and order changes by outcome", {"outcome"})
+                           .with({std::string(outcome)});
+    it = outcome_counters_.emplace(std::string(outcome), &counter).first;
+  }
+  it->second->inc(by);
 }
 
 void ShopApi::admin(const http::Request& req, const http::ExchangePtr& ex, std::string_view role,
@@ -418,8 +424,11 @@ void ShopApi::create_order(const http::Request& req, const http::ExchangePtr& ex
         count(r->answer.outcome);
         bus_.publish(r->events);
         if (r->order) note_expiry(r->order->expires_at_ms);
-        ex->respond(stored_answer(r->answer));
-      });
+        ex->respond(stored_answer(std::move(r->answer)));
+      },
+      // An order writes nothing before its conditional stock UPDATE decided, and depends only
+      // on the database and the request: it can share one savepoint with its batch.
+      storage::WriteMode::kRerunnable);
 }
 
 void ShopApi::get_order(const http::Request& req, const http::ExchangePtr& ex, OrderKey key) {
@@ -615,11 +624,7 @@ void ShopApi::tick() {
         }
         if (r->expired > 0) {
           log::info(kLog, "expired {} unpaid reservation(s)", r->expired);
-          metrics_
-              .counter("hawker_orders_total", "Order requests and order changes by outcome",
-                       {"outcome"})
-              .with({"expired"})
-              .inc(static_cast<double>(r->expired));
+          count("expired", static_cast<double>(r->expired));
         }
         bus_.publish(r->events);
         // Callbacks run in commit order: reservations committed before the sweep are in its

@@ -446,7 +446,9 @@ void SseHub::deliver(Subscriber& s, const ViewerEvent& e) {
 }
 
 void SseHub::on_event(const Event& e) {
-  if (!running_) return;
+  // With no viewer topic open, there is nobody to translate the event for (a flash sale
+  // publishes a few events per order).
+  if (!running_ || topics_.empty()) return;
   for (auto& v : viewer_events(e)) {
     auto it = topics_.find(v.topic);
     if (it == topics_.end()) continue;

@@ -5,21 +5,66 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
 
 namespace hawker {
 namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 
+/// Bumped in a forked child, so that it never hands out bytes its parent also holds.
+std::atomic<uint64_t> fork_generation{0};
+
+/// Random bytes from OpenSSL's CSPRNG, fetched a few KiB at a time: an order needs four small
+/// tokens, and each RAND_bytes call costs far more than the bytes it makes. Bytes are handed
+/// out once and wiped as they go; the pool is per thread.
+class RandomPool {
+ public:
+  static constexpr size_t kSize = 4096;
+  /// Requests larger than this go straight to RAND_bytes.
+  static constexpr size_t kLargest = 256;
+
+  bool fill(unsigned char* out, size_t n) {
+    uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+    if (generation != generation_) {
+      used_ = kSize;
+      generation_ = generation;
+    }
+    if (kSize - used_ < n) {
+      if (RAND_bytes(bytes_, static_cast<int>(kSize)) != 1) return false;
+      used_ = 0;
+    }
+    std::memcpy(out, bytes_ + used_, n);
+    OPENSSL_cleanse(bytes_ + used_, n);
+    used_ += n;
+    return true;
+  }
+
+  ~RandomPool() { OPENSSL_cleanse(bytes_, sizeof bytes_); }
+
+ private:
+  unsigned char bytes_[kSize];
+  size_t used_ = kSize;
+  uint64_t generation_ = 0;
+};
+
 }  // namespace
 
 Result<std::string> random_bytes(size_t bytes) {
+  static std::once_flag at_fork;
+  std::call_once(at_fork,
+                 [] { pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }); });
   std::string out(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(bytes)) != 1) {
-    return unexpected(ErrorCode::kInternal, "RAND_bytes failed");
-  }
+  auto* data = reinterpret_cast<unsigned char*>(out.data());
+  thread_local RandomPool pool;
+  bool ok = bytes > RandomPool::kLargest ? RAND_bytes(data, static_cast<int>(bytes)) == 1
+                                         : pool.fill(data, bytes);
+  if (!ok) return unexpected(ErrorCode::kInternal, "RAND_bytes failed");
   return out;
 }
 

@@ -352,6 +352,8 @@ int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(d
 
 int Database::changes() const { return sqlite3_changes(db_.get()); }
 
+int64_t Database::total_changes() const { return sqlite3_total_changes64(db_.get()); }
+
 bool Database::autocommit() const { return sqlite3_get_autocommit(db_.get()) != 0; }
 
 }  // namespace hawker::storage

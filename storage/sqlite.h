@@ -136,6 +136,9 @@ class Database {
 
   int64_t last_insert_rowid() const;
   int changes() const;
+  /// Rows inserted, updated or deleted by this connection since it opened; a statement that
+  /// failed and was rolled back adds nothing.
+  int64_t total_changes() const;
   /// False while a transaction is open on this connection.
   bool autocommit() const;
 

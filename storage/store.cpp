@@ -194,6 +194,9 @@ void Store::writer_main(Database db) {
 void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch) {
   // Jobs whose work succeeded inside the open transaction; they share its fate.
   std::vector<detail::Job*> pending;
+  // The rerunnable jobs run since the shared savepoint "run" was opened and that succeeded.
+  std::vector<detail::Job*> run;
+  bool run_open = false;
   size_t in_transaction = 0;
   Status begin = db.exec_cached("BEGIN IMMEDIATE");
 
@@ -201,9 +204,21 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
     for (detail::Job* job : pending) job->fail(why);
     jobs_failed_ += pending.size();
     pending.clear();
+    run.clear();
+    run_open = false;
     in_transaction = 0;
     if (!db.autocommit()) (void)db.exec("ROLLBACK");
     db.reset_all_statements();
+  };
+  // SQLite rolls a whole transaction back on some errors (disk full, I/O), and a job that ran
+  // COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive.
+  auto transaction_lost = [&](detail::Job& job, const Status& outcome) {
+    Error why{ErrorCode::kInternal, "the batch transaction ended inside a job"};
+    if (!outcome) why = outcome.error().with_context("the batch transaction was rolled back");
+    if (outcome) job.fail(why);
+    ++jobs_failed_;
+    abandon(why);
+    begin = db.exec_cached("BEGIN IMMEDIATE");
   };
 
   for (auto& job : batch) {
@@ -213,23 +228,51 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       continue;
     }
     ++in_transaction;
-    Status savepoint = db.exec_cached("SAVEPOINT job");
-    if (!savepoint) {
-      job->fail(std::move(savepoint).error());
-      ++jobs_failed_;
-      continue;
+    bool rerunnable = job->rerunnable();
+    if (!rerunnable && run_open) {
+      // A later failure of this job must not undo the rerunnable jobs before it, nor a later
+      // rerun undo this one.
+      Status release = db.exec_cached("RELEASE run");
+      run.clear();
+      run_open = false;
+      if (!release) {
+        job->fail(release.error());
+        ++jobs_failed_;
+        abandon(std::move(release).error().with_context("release savepoint"));
+        begin = db.exec_cached("BEGIN IMMEDIATE");
+        continue;
+      }
     }
+    if (!rerunnable || !run_open) {
+      Status savepoint = db.exec_cached(rerunnable ? "SAVEPOINT run" : "SAVEPOINT job");
+      if (!savepoint) {
+        job->fail(std::move(savepoint).error());
+        ++jobs_failed_;
+        continue;
+      }
+      run_open = rerunnable;
+    }
+    int64_t changes_before = db.total_changes();
     Status outcome = job->run(db);
     db.reset_all_statements();
     if (db.autocommit()) {
-      // SQLite rolls a whole transaction back on some errors (disk full, I/O), and a job that
-      // ran COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive.
-      Error why{ErrorCode::kInternal, "the batch transaction ended inside a job"};
-      if (!outcome) why = outcome.error().with_context("the batch transaction was rolled back");
-      if (outcome) job->fail(why);
+      transaction_lost(*job, outcome);
+      continue;
+    }
+    if (rerunnable) {
+      if (outcome) {
+        pending.push_back(job.get());
+        run.push_back(job.get());
+        continue;
+      }
       ++jobs_failed_;
-      abandon(why);
-      begin = db.exec_cached("BEGIN IMMEDIATE");
+      // The usual refusal wrote nothing, and there is nothing to undo.
+      if (db.total_changes() == changes_before) continue;
+      Status redone = rerun(db, run, pending);
+      if (!redone) {
+        abandon(std::move(redone).error().with_context("roll back failed job"));
+        begin = db.exec_cached("BEGIN IMMEDIATE");
+      }
       continue;
     }
     if (outcome) {
@@ -254,6 +297,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
   }
 
   if (begin && !db.autocommit()) {
+    // COMMIT also releases an open "run" savepoint.
     Status commit = db.exec_cached("COMMIT");
     if (commit) {
       ++commits_;
@@ -268,6 +312,49 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
   }
   // Only now, with COMMIT returned, does any caller hear back.
   for (auto& job : batch) finish(std::move(job));
+}
+
+Status Store::rerun(Database& db, std::vector<detail::Job*>& run,
+                    std::vector<detail::Job*>& pending) {
+  // The run's jobs are the last ones in `pending`: nothing else ran since its savepoint.
+  size_t kept = pending.size() - run.size();
+  // On failure every job of the run goes back into `pending`, so that abandoning the
+  // transaction fails them all and none delivers a result that was rolled back.
+  auto give_up = [&](Error why) -> Status {
+    pending.resize(kept);
+    pending.insert(pending.end(), run.begin(), run.end());
+    return why;
+  };
+  while (true) {
+    Status undo = db.exec_cached("ROLLBACK TO run");
+    if (!undo) return give_up(std::move(undo).error());
+    pending.resize(kept);
+    bool again = false;
+    size_t i = 0;
+    while (i < run.size()) {
+      detail::Job* job = run[i];
+      int64_t changes_before = db.total_changes();
+      Status outcome = job->run(db);
+      db.reset_all_statements();
+      if (db.autocommit()) {
+        return give_up(outcome ? Error{ErrorCode::kInternal, "the batch transaction ended"}
+                               : outcome.error());
+      }
+      if (outcome) {
+        pending.push_back(job);
+        ++i;
+        continue;
+      }
+      ++jobs_failed_;
+      bool wrote = db.total_changes() != changes_before;
+      run.erase(run.begin() + static_cast<std::ptrdiff_t>(i));
+      if (wrote) {
+        again = true;
+        break;
+      }
+    }
+    if (!again) return ok_status();
+  }
 }
 
 void Store::record_batch(size_t size) {

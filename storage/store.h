@@ -38,6 +38,22 @@ struct StoreOptions {
   Schema schema;
 };
 
+/// How a write job is kept apart from the others of its batch transaction.
+enum class WriteMode {
+  /// The job runs inside its own SAVEPOINT: when it returns an error, whatever it wrote is
+  /// rolled back and the rest of the batch commits. SQLite copies every page the job changes
+  /// into the savepoint's journal first.
+  kSavepoint,
+  /// For hot jobs that promise two things: when they return an error they have usually written
+  /// nothing yet (a refused order checks before its first write), and their work may be run
+  /// again from scratch before the transaction commits (it depends only on the database and
+  /// its captures, and touches nothing else). Consecutive rerunnable jobs share one SAVEPOINT;
+  /// when one of them fails after writing, that savepoint is rolled back and the others that
+  /// had succeeded run again, so the outcome is the same as with kSavepoint, at one journal
+  /// copy per page per batch instead of per job.
+  kRerunnable,
+};
+
 /// Upper bounds of the batch-size histogram buckets; the last count is for larger batches.
 inline constexpr std::array<size_t, 11> kBatchSizeBuckets = {1,  2,   4,   8,   16,  32,
                                                              64, 128, 256, 512, 1024};
@@ -88,9 +104,10 @@ class Store {
   /// kResourceExhausted at once when the queue is full. On a store that is not open `done` is
   /// called before write() returns with kUnavailable.
   template <typename T>
-  void write(std::function<Result<T>(Database&)> work, std::function<void(Result<T>)> done) {
-    submit_write(
-        std::make_unique<detail::BasicJob<Result<T>>>(std::move(work), std::move(done), false));
+  void write(std::function<Result<T>(Database&)> work, std::function<void(Result<T>)> done,
+             WriteMode mode = WriteMode::kSavepoint) {
+    submit_write(std::make_unique<detail::BasicJob<Result<T>>>(
+        std::move(work), std::move(done), false, mode == WriteMode::kRerunnable));
   }
   void write(std::function<Status(Database&)> work, std::function<void(Status)> done);
 
@@ -168,6 +185,10 @@ class Store {
   void writer_main(Database db);
   void reader_main(Database db);
   void commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch);
+  /// After a rerunnable job failed having written: rolls the shared savepoint back and runs
+  /// `run` (the jobs of that savepoint that had succeeded) again, appending those that succeed
+  /// to `pending`. A job failing again after writing is dropped and the rest rerun once more.
+  Status rerun(Database& db, std::vector<detail::Job*>& run, std::vector<detail::Job*>& pending);
   void record_batch(size_t size);
 
   Loop& loop_;

@@ -14,7 +14,8 @@ namespace hawker::storage::detail {
 /// loop through the Mailbox, or on the storage thread itself for the blocking *_sync helpers.
 class Job {
  public:
-  explicit Job(bool deliver_inline) : deliver_inline_(deliver_inline) {}
+  explicit Job(bool deliver_inline, bool rerunnable = false)
+      : deliver_inline_(deliver_inline), rerunnable_(rerunnable) {}
   virtual ~Job() = default;
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
@@ -26,9 +27,12 @@ class Job {
   /// Hands the result to the caller's callback.
   virtual void deliver() = 0;
   bool deliver_inline() const { return deliver_inline_; }
+  /// The job was queued with WriteMode::kRerunnable (see storage/store.h).
+  bool rerunnable() const { return rerunnable_; }
 
  private:
   bool deliver_inline_;
+  bool rerunnable_;
 };
 
 /// R is Result<T> or Status.
@@ -38,8 +42,8 @@ class BasicJob final : public Job {
   using Work = std::function<R(Database&)>;
   using Done = std::function<void(R)>;
 
-  BasicJob(Work work, Done done, bool deliver_inline)
-      : Job(deliver_inline), work_(std::move(work)), done_(std::move(done)) {}
+  BasicJob(Work work, Done done, bool deliver_inline, bool rerunnable = false)
+      : Job(deliver_inline, rerunnable), work_(std::move(work)), done_(std::move(done)) {}
 
   Status run(Database& db) override {
     if (!work_) {

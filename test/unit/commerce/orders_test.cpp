@@ -2,19 +2,27 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <optional>
+
 #include "commerce/catalogue.h"
+#include "core/secret.h"
 
 using namespace hawker;
 using namespace hawker::commerce;
 
 namespace {
 
+storage::Schema shop_schema() {
+  storage::Schema schema;
+  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
+  return schema;
+}
+
 storage::Database shop_db() {
   auto db = storage::Database::open({.path = ":memory:", .wal = false});
   REQUIRE(db);
-  storage::Schema schema;
-  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
-  REQUIRE(storage::apply_migrations(*db, schema));
+  REQUIRE(storage::apply_migrations(*db, shop_schema()));
   return std::move(*db);
 }
 
@@ -49,6 +57,24 @@ void check_invariant(storage::Database& db, const Product& p) {
   CHECK(l->stock == l->movements);
   CHECK(l->stock + l->reserved + l->sold == l->stocked);
 }
+
+/// An in-memory database with only the migrations of `schema` that `keep` accepts applied,
+/// to test what later migrations do to existing rows.
+std::optional<storage::Database> partly_migrated(const storage::Schema& schema,
+                                                 const std::function<bool(int)>& keep) {
+  auto db = storage::Database::open({.path = ":memory:", .wal = false});
+  REQUIRE(db);
+  auto all = schema.ordered();
+  REQUIRE(all);
+  std::vector<storage::Migration> some;
+  for (const auto& m : *all) {
+    if (keep(m.version)) some.push_back(m);
+  }
+  REQUIRE(storage::apply_migrations(*db, some));
+  return std::move(*db);
+}
+
+nlohmann::json body_of(const StoredAnswer& a) { return nlohmann::json::parse(a.body); }
 
 std::vector<std::string> types(const std::vector<Event>& events) {
   std::vector<std::string> out;
@@ -88,9 +114,9 @@ TEST_CASE("a reservation takes stock, and the first answer is replayed for the s
   auto first = reserve_order(db, "key-1", request_for(p, 2), 2000, 60'000, kUrl);
   REQUIRE(first);
   CHECK(first->answer.status == 201);
-  CHECK(first->answer.body["status"] == "reserved");
-  CHECK(first->answer.body["token"].get<std::string>().rfind("otk_", 0) == 0);
-  CHECK(first->answer.body["payment_url"].get<std::string>().find("http://shop/pay/otk_") == 0);
+  CHECK(body_of(first->answer)["status"] == "reserved");
+  CHECK(body_of(first->answer)["token"].get<std::string>().rfind("otk_", 0) == 0);
+  CHECK(body_of(first->answer)["payment_url"].get<std::string>().find("http://shop/pay/otk_") == 0);
   CHECK(types(first->events) ==
         std::vector<std::string>{"order.created", "stock.changed", "stock.low"});
   auto again = reserve_order(db, "key-1", request_for(p, 2), 2500, 60'000, kUrl);
@@ -103,7 +129,7 @@ TEST_CASE("a reservation takes stock, and the first answer is replayed for the s
   auto other = reserve_order(db, "key-1", request_for(p, 1), 2600, 60'000, kUrl);
   REQUIRE(other);
   CHECK(other->answer.status == 422);
-  CHECK(other->answer.body["type"] == "/problems/idempotency-key-reused");
+  CHECK(body_of(other->answer)["type"] == "/problems/idempotency-key-reused");
 
   // The 201 is kept as a reference to the order; a replay after the order was paid still shows
   // the order as the first answer did.
@@ -115,6 +141,37 @@ TEST_CASE("a reservation takes stock, and the first answer is replayed for the s
   CHECK(after_pay->answer.status == 201);
   CHECK(after_pay->answer.body == first->answer.body);
   check_invariant(db, p);
+}
+
+TEST_CASE("the 201 body is written without a JSON tree, byte for byte as nlohmann prints it") {
+  auto db = shop_db();
+  Product p = make_product(db, 3);
+  OrderRequest r = request_for(p);
+  r.name = "Zo\xc3\xab \"Q\" \\ \b\f\n\r\t\x01 \x7f";
+  r.shipping_address = {{"line1", "1 Main St"}, {"city", "Ghent"}, {"zip", 9000}};
+  auto created = reserve_order(db, "k-1", r, 1'700'000'000'123, 60'000, kUrl);
+  REQUIRE(created);
+  REQUIRE(created->answer.status == 201);
+  nlohmann::json expected = to_json(*created->order, true);
+  expected["payment_url"] = kUrl(*created->order);
+  CHECK(created->answer.body == expected.dump());
+  CHECK(body_of(created->answer)["name"] == r.name);
+  CHECK(body_of(created->answer)["created_at"] == "2023-11-14T22:13:20.123Z");
+}
+
+TEST_CASE("the request fingerprint is the one earlier versions stored: SHA-256 of the JSON") {
+  OrderRequest r;
+  r.product_id = "prod_1";
+  r.quantity = 2;
+  r.email = "a\"b@example.com";
+  r.name = "Zo\xc3\xab \\ \b\f\n\r\t\x01 \x7f";
+  r.shipping_address = {{"line1", "1 Main St"}, {"zip", 9000}};
+  nlohmann::json j = {{"product_id", r.product_id},
+                      {"quantity", r.quantity},
+                      {"email", r.email},
+                      {"name", r.name},
+                      {"shipping_address", r.shipping_address}};
+  CHECK(request_fingerprint(r) == sha256_hex(j.dump()));
 }
 
 TEST_CASE("order ids and tokens made later sort after earlier ones") {
@@ -146,17 +203,8 @@ TEST_CASE("idempotency keys are forgotten after a day, and only then") {
 }
 
 TEST_CASE("keys stored before migration 141 still replay their stored answer") {
-  auto db = storage::Database::open({.path = ":memory:", .wal = false});
-  REQUIRE(db);
-  storage::Schema schema;
-  schema.add(event_migrations()).add(catalogue_migrations()).add(order_migrations());
-  auto all = schema.ordered();
-  REQUIRE(all);
-  std::vector<storage::Migration> up_to_140;
-  for (const auto& m : *all) {
-    if (m.version <= 140) up_to_140.push_back(m);
-  }
-  REQUIRE(storage::apply_migrations(*db, up_to_140));
+  storage::Schema schema = shop_schema();
+  auto db = partly_migrated(schema, [](int version) { return version <= 140; });
   Product p = make_product(*db, 3);
   auto fingerprint = request_fingerprint(request_for(p));
   auto stmt = db->prepare(
@@ -169,8 +217,47 @@ TEST_CASE("keys stored before migration 141 still replay their stored answer") {
   auto again = reserve_order(*db, "k-140", request_for(p), 2000, 60'000, kUrl);
   REQUIRE(again);
   CHECK(again->answer.replayed);
-  CHECK(again->answer.body == nlohmann::json{{"id", "ord_before"}});
+  CHECK(body_of(again->answer) == nlohmann::json{{"id", "ord_before"}});
   CHECK((*find_product(*db, p.id))->stock == 3);
+}
+
+TEST_CASE("migrations 131 and 142 keep orders, keys, payments and movements, and their checks") {
+  storage::Schema schema = shop_schema();
+  auto db = partly_migrated(schema, [](int version) { return version != 131 && version != 142; });
+  Product p = make_product(*db, 5);
+  auto first = reserve_order(*db, "key-1", request_for(p, 2), 2000, 60'000, kUrl);
+  REQUIRE(first);
+  REQUIRE(first->answer.status == 201);
+  REQUIRE(
+      apply_payment(*db, OrderKey::kToken, first->order->token, {"test", "t1", 3000, "EUR"}, 2500));
+  REQUIRE(reserve_order(*db, "key-2", request_for(p, 1), 2600, 60'000, kUrl));
+  auto count = [&](std::string_view sql) {
+    auto stmt = db->prepare(sql);
+    REQUIRE(stmt);
+    REQUIRE(*stmt->step() == storage::Statement::Step::kRow);
+    return stmt->column_int64(0);
+  };
+  int64_t movements = count("SELECT count(*) FROM stock_movements");
+
+  REQUIRE(storage::apply_migrations(*db, schema));
+  CHECK(count("SELECT count(*) FROM orders") == 2);
+  CHECK(count("SELECT count(*) FROM payments") == 1);
+  CHECK(count("SELECT count(*) FROM stock_movements") == movements);
+  CHECK(count("SELECT count(*) FROM pragma_foreign_key_check") == 0);
+  CHECK(count("SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%IN (%' AND "
+              "tbl_name IN ('orders', 'stock_movements')") == 0);
+  CHECK(count("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+              "tbl_name IN ('orders', 'stock_movements')") == 6);
+  // The first answer still replays, from the order that survived the rebuild.
+  auto again = reserve_order(*db, "key-1", request_for(p, 2), 4000, 60'000, kUrl);
+  REQUIRE(again);
+  CHECK(again->answer.replayed);
+  CHECK(again->answer.body == first->answer.body);
+  check_invariant(*db, p);
+  // The checks still refuse what they refused.
+  CHECK_FALSE(db->exec("UPDATE orders SET status = 'lost'"));
+  CHECK_FALSE(db->exec("UPDATE stock_movements SET kind = 'theft'"));
+  CHECK(db->exec("UPDATE orders SET status = 'shipped' WHERE status = 'paid'"));
 }
 
 TEST_CASE("too little stock is a stored 409 and never oversells") {
@@ -179,12 +266,12 @@ TEST_CASE("too little stock is a stored 409 and never oversells") {
   auto big = reserve_order(db, "k1", request_for(p, 3), 2000, 60'000, kUrl);
   REQUIRE(big);
   CHECK(big->answer.status == 409);
-  CHECK(big->answer.body["type"] == "/problems/insufficient-stock");
-  CHECK(big->answer.body["available"] == 2);
+  CHECK(body_of(big->answer)["type"] == "/problems/insufficient-stock");
+  CHECK(body_of(big->answer)["available"] == 2);
   REQUIRE(reserve_order(db, "k2", request_for(p, 2), 2000, 60'000, kUrl)->answer.status == 201);
   auto late = reserve_order(db, "k3", request_for(p, 1), 2000, 60'000, kUrl);
   CHECK(late->answer.status == 409);
-  CHECK(late->answer.body["type"] == "/problems/sold-out");
+  CHECK(body_of(late->answer)["type"] == "/problems/sold-out");
   // The refusal is the key's answer: a retry replays it even after stock comes back.
   REQUIRE(apply_trigger(db, OrderKey::kId, (*list_orders(db, {}))[0].id, OrderTrigger::kCancel,
                         false, 3000));

@@ -208,6 +208,21 @@ TEST_CASE("fan-out gives each matching endpoint one delivery, once, after its cr
   CHECK(body["data"]["product_id"] == "p1");
 }
 
+TEST_CASE("with no endpoint, fan-out passes events by seq alone, in batches of its limit") {
+  auto db = webhook_db();
+  for (int i = 0; i < 5; ++i) add_event(db, event_type::kStockChanged, 1000 + i);
+  CHECK(*fan_out_events(db, 2000, 3) == 3);
+  CHECK(*fan_out_events(db, 2000, 3) == 2);
+  CHECK(*fan_out_events(db, 2000, 3) == 0);
+  // Events passed before the endpoint existed are never delivered; later ones are.
+  REQUIRE(insert_endpoint(db, "https://a.example/h", "", {"*"}, 2500));
+  add_event(db, event_type::kStockChanged, 3000);
+  CHECK(*fan_out_events(db, 3000, 3) == 1);
+  auto claimed = claim_due_deliveries(db, 3000, 60'000, 10);
+  REQUIRE(claimed);
+  CHECK(claimed->due.size() == 1);
+}
+
 TEST_CASE("attempts are logged; retries stay pending; 410 disables; replay re-sends") {
   auto db = webhook_db();
   auto ep = insert_endpoint(db, "https://a.example/h", "", {"*"}, 1000);

@@ -2,6 +2,11 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
 
 using namespace hawker;
 
@@ -16,6 +21,37 @@ TEST_CASE("random tokens are URL-safe, prefixed and distinct") {
   CHECK(a->reveal().find_first_not_of(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
         std::string::npos);
+}
+
+TEST_CASE("random bytes drawn from the per-thread pool never repeat, across refills and forks") {
+  std::set<std::string> seen;
+  // 16 bytes at a time, well past several refills of the pool, plus sizes that straddle one.
+  for (int i = 0; i < 2000; ++i) {
+    auto b = random_bytes(i % 7 == 0 ? 300 : 16 + i % 3);
+    REQUIRE(b);
+    CHECK(b->size() == (i % 7 == 0 ? 300u : 16u + i % 3));
+    CHECK(seen.insert(*b).second);
+  }
+  // A forked child must not hand out the bytes its parent is about to.
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto b = random_bytes(16);
+    ssize_t n = b ? write(fds[1], b->data(), b->size()) : -1;
+    _exit(n == 16 ? 0 : 1);
+  }
+  close(fds[1]);
+  char buf[16];
+  ssize_t n = read(fds[0], buf, sizeof buf);
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(n == 16);
+  auto parent = random_bytes(16);
+  REQUIRE(parent);
+  CHECK(*parent != std::string(buf, 16));
 }
 
 TEST_CASE("time-ordered tokens sort by time and keep their random part") {

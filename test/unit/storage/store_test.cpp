@@ -170,6 +170,71 @@ TEST_CASE("a failing job rolls back alone; the rest of its batch commits") {
   CHECK(loop.close() == 0);
 }
 
+TEST_CASE("rerunnable jobs share a savepoint and still fail alone, with savepoint jobs between") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    constexpr int kJobs = 12;
+    std::vector<Result<int64_t>> results(kJobs, Error{ErrorCode::kInternal, "never answered"});
+    std::vector<int> runs(kJobs, 0);
+    int answered = 0;
+    {
+      WriterGate gate(store);
+      for (int i = 0; i < kJobs; ++i) {
+        // Jobs 0-5 and 7-11 are rerunnable; job 6 runs in its own savepoint between them.
+        WriteMode mode = i == 6 ? WriteMode::kSavepoint : WriteMode::kRerunnable;
+        store.write<int64_t>(
+            [i, &runs](Database& db) -> Result<int64_t> {
+              ++runs[i];
+              // Job 1 refuses before writing: nothing to undo, nobody runs again.
+              if (i == 1) return Error{ErrorCode::kConflict, "refused before writing"};
+              auto id = insert_item(db, i);
+              // Job 4 and job 9 fail after writing: their shared savepoint is rolled back
+              // and the jobs of it that had succeeded run again.
+              if (i == 4 || i == 9) return Error{ErrorCode::kConflict, "failed after writing"};
+              // Job 10 collides with job 7's unique value, a failure of SQLite itself.
+              if (i == 10) return insert_item(db, 7);
+              return id;
+            },
+            [&, i](Result<int64_t> r) {
+              results[i] = std::move(r);
+              if (++answered == kJobs) store.close();
+            },
+            mode);
+      }
+      gate.open();
+    }
+    loop.run();
+    REQUIRE(answered == kJobs);
+    for (int i = 0; i < kJobs; ++i) {
+      CAPTURE(i);
+      if (i == 1 || i == 4 || i == 9 || i == 10) {
+        CHECK_FALSE(results[i].has_value());
+      } else {
+        CHECK(results[i].has_value());
+      }
+    }
+    CHECK(results[10].error().code == ErrorCode::kAlreadyExists);
+    // Jobs 0, 2 and 3 ran again after job 4; jobs 7 and 8 after job 9 and again after job 10;
+    // job 6 never (its savepoint closed the first shared one), nor job 11.
+    CHECK(runs == std::vector<int>{2, 1, 2, 2, 1, 1, 1, 3, 3, 1, 1, 1});
+    StoreCounters c = store.counters();
+    CHECK(c.commits == 2);  // the gate's batch, then all twelve together
+    CHECK(c.jobs_failed == 4);
+    CHECK(c.jobs_committed == 9);  // the gate and eight items
+    CHECK(count_items(options.path) == 8);
+    auto db = Database::open(OpenOptions{.path = options.path});
+    REQUIRE(db.has_value());
+    auto stmt = db->prepare("SELECT group_concat(n) FROM (SELECT n FROM items ORDER BY n)");
+    REQUIRE(*stmt->step() == Statement::Step::kRow);
+    CHECK(stmt->column_text(0) == "0,2,3,5,6,7,8,11");
+  }
+  CHECK(loop.close() == 0);
+}
+
 TEST_CASE("a failed COMMIT fails every job of its batch and the store goes on") {
   TempDir dir;
   Loop loop;
