@@ -24,31 +24,34 @@ size_t memfd_budget() {
   return static_cast<size_t>(limit.rlim_cur / 4);
 }
 
-/// A memfd holding `bytes`, sealed and mapped read-only; false (and nothing left open) on any
-/// failure.
-bool seal_into_memfd(std::span<const uint8_t> bytes, int& fd_out, const uint8_t*& data_out) {
+/// A memfd holding `pieces` one after another, sealed and mapped read-only; false (and nothing
+/// left open) on any failure.
+bool seal_into_memfd(std::span<const std::span<const uint8_t>> pieces, size_t size, int& fd_out,
+                     const uint8_t*& data_out) {
   int fd = memfd_create("hawker-media", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) {
     return false;
   }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
+  for (std::span<const uint8_t> bytes : pieces) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        ::close(fd);
+        return false;
+      }
+      done += static_cast<size_t>(n);
     }
-    if (n <= 0) {
-      ::close(fd);
-      return false;
-    }
-    done += static_cast<size_t>(n);
   }
   // Sealed, the file can never change under a sendfile or a reader, whoever holds the fd.
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
     ::close(fd);
     return false;
   }
-  void* map = mmap(nullptr, bytes.size(), PROT_READ, MAP_SHARED, fd, 0);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
     ::close(fd);
     return false;
@@ -61,15 +64,26 @@ bool seal_into_memfd(std::span<const uint8_t> bytes, int& fd_out, const uint8_t*
 }  // namespace
 
 std::shared_ptr<const SealedBytes> SealedBytes::copy_of(std::span<const uint8_t> bytes) {
+  return concat({&bytes, 1});
+}
+
+std::shared_ptr<const SealedBytes> SealedBytes::concat(
+    std::span<const std::span<const uint8_t>> pieces) {
   std::shared_ptr<SealedBytes> out(new SealedBytes);
-  out->size_ = bytes.size();
-  if (!bytes.empty()) {
-    if (open_memfds.fetch_add(1) < memfd_budget() && seal_into_memfd(bytes, out->fd_, out->data_)) {
+  for (std::span<const uint8_t> piece : pieces) {
+    out->size_ += piece.size();
+  }
+  if (out->size_ > 0) {
+    if (open_memfds.fetch_add(1) < memfd_budget() &&
+        seal_into_memfd(pieces, out->size_, out->fd_, out->data_)) {
       return out;
     }
     open_memfds.fetch_sub(1);
   }
-  out->memory_.assign(bytes.begin(), bytes.end());
+  out->memory_.reserve(out->size_);
+  for (std::span<const uint8_t> piece : pieces) {
+    out->memory_.insert(out->memory_.end(), piece.begin(), piece.end());
+  }
   out->data_ = out->memory_.data();
   return out;
 }

@@ -22,6 +22,9 @@ namespace hawker {
 class SealedBytes {
  public:
   static std::shared_ptr<const SealedBytes> copy_of(std::span<const uint8_t> bytes);
+  /// `pieces` one after another, copied once (a segment from its parts).
+  static std::shared_ptr<const SealedBytes> concat(
+      std::span<const std::span<const uint8_t>> pieces);
   ~SealedBytes();
   SealedBytes(const SealedBytes&) = delete;
   SealedBytes& operator=(const SealedBytes&) = delete;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 using namespace hawker;
@@ -37,6 +38,24 @@ TEST_CASE("sealed bytes hold a copy in a memfd that nobody can change") {
   CHECK(errno == EPERM);
 }
 
+TEST_CASE("pieces are sealed one after another into one memfd") {
+  std::vector<uint8_t> a(70'000, 1);
+  std::vector<uint8_t> b;
+  std::vector<uint8_t> c(5, 3);
+  const std::span<const uint8_t> pieces[] = {a, b, c};
+  auto sealed = SealedBytes::concat(pieces);
+  REQUIRE(sealed->size() == a.size() + c.size());
+  REQUIRE(sealed->fd() >= 0);
+  std::vector<uint8_t> read_back(sealed->size());
+  CHECK(pread(sealed->fd(), read_back.data(), read_back.size(), 0) ==
+        static_cast<ssize_t>(read_back.size()));
+  std::vector<uint8_t> expected = a;
+  expected.insert(expected.end(), c.begin(), c.end());
+  CHECK(read_back == expected);
+  CHECK(std::memcmp(sealed->data(), expected.data(), expected.size()) == 0);
+  CHECK(SealedBytes::concat({})->empty());
+}
+
 TEST_CASE("empty sealed bytes need no memfd") {
   auto sealed = SealedBytes::copy_of({});
   REQUIRE(sealed);
@@ -62,6 +81,14 @@ TEST_CASE("memfds take at most a quarter of the descriptor limit; the rest stay 
   }
   CHECK(with_fd <= 16);
   CHECK(with_fd > 0);
+  // Out of budget, pieces are still joined in memory.
+  const std::vector<uint8_t> tail{1, 2, 3};
+  const std::span<const uint8_t> pieces[] = {bytes, tail};
+  auto joined = SealedBytes::concat(pieces);
+  CHECK(joined->fd() == -1);
+  REQUIRE(joined->size() == 1003);
+  CHECK(joined->data()[999] == 5);
+  CHECK(joined->data()[1002] == 3);
   // Freed memfds give their slots back.
   held.clear();
   CHECK(SealedBytes::copy_of(bytes)->fd() >= 0);
