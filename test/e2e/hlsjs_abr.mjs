@@ -5,7 +5,7 @@
 // must land (LEVEL_SWITCHED, the picture's height follows) with the playhead advancing, no stall,
 // no error and no failed request.
 import assert from 'node:assert/strict';
-import { addStreamer, runTest, watchPage, fetchText, launchBrowser, makeClip, publishFfmpeg, sleep, startHawker, waitFor, waitForLive } from './lib.mjs';
+import { addStreamer, finishPlayerTest, runTest, watchPage, fetchText, launchBrowser, makeClip, publishFfmpeg, sleep, startHawker, waitFor, waitForLive } from './lib.mjs';
 
 const CHANNEL = 'abr';
 // `--gop N`: the source's keyframe interval in frames (30 = 1 s). With a long one (150 = 5 s)
@@ -117,13 +117,7 @@ async function main() {
   }
   assert.equal(stats.stalls, 0, `no stall (${stats.waitingEvents} waiting, ${stats.bufferStalledErrors} buffer stalls)\n${trace}`);
   assert.deepEqual(stats.errors, [], 'hls.js reported no error');
-  assert.deepEqual(seen.errors, [], 'the page logs no errors');
-  assert.deepEqual(seen.failedRequests, [], 'every request the player made succeeded');
-
-  await browser.stop();
-  await ffmpeg.stop();
-  const code = await hawker.stop();
-  assert.equal(code, 0, `hawker exits cleanly (${code})`);
+  await finishPlayerTest(seen, { browser, ffmpeg, hawker });
 }
 
 await runTest(main, 'hls.js switched between the renditions without a stall');

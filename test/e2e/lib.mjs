@@ -2,6 +2,7 @@
 // (the same way test/integration/harness.py does), add streamers, publish with ffmpeg, and drive
 // Debian's Chromium through playwright-core. Everything started here is registered and stopped
 // by stopAll(), which also runs on exit and on SIGINT/SIGTERM.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
@@ -309,6 +310,17 @@ export function watchPage(page) {
   });
   page.on('pageerror', (err) => seen.errors.push(String(err)));
   return seen;
+}
+
+/** The end of a player test: nothing went wrong on the page, then browser, publisher and
+ * hawker stop in that order and hawker exits 0. */
+export async function finishPlayerTest(seen, { browser, ffmpeg, hawker }) {
+  assert.deepEqual(seen.errors, [], 'the page logs no errors');
+  assert.deepEqual(seen.failedRequests, [], 'every request the player made succeeded');
+  await browser.stop();
+  await ffmpeg.stop();
+  const code = await hawker.stop();
+  assert.equal(code, 0, `hawker exits cleanly (${code})`);
 }
 
 /** Runs a test's main(): prints `ok: <what>` or FAIL with the stack, and always stops everything. */
