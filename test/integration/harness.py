@@ -13,6 +13,15 @@ import unittest
 HAWKER_BIN = os.environ.get("HAWKER_BIN", "build/app/hawker")
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test's own servers)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-from harness import Hawker, main, wait_for
+from harness import free_port, Hawker, main, wait_for
 from test_ingest import amf_number, amf_object, amf_string, AMF_NULL, rtmp_handshake, rtmp_message
 
 try:
@@ -30,14 +30,6 @@ KEY_RE = re.compile(r"hwk_[A-Za-z0-9_-]{32}")
 
 def rfc3339(dt):
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Mailbox:

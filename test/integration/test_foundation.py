@@ -4,14 +4,13 @@ import gzip
 import json
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import time
 import unittest
 
-from harness import HAWKER_BIN, Hawker, HawkerTestCase, main, wait_for
+from harness import HAWKER_BIN, Hawker, HawkerTestCase, main
 
 SOURCE_ROOT = os.environ.get("HAWKER_SOURCE_ROOT", ".")
 

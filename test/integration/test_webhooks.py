@@ -13,17 +13,9 @@ import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import Hawker, wait_for
+from harness import free_port, Hawker, wait_for
 
 FAST_SCHEDULE = "0,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Receiver:
