@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/deleters.h"
 #include "core/log.h"
+#include "core/loop.h"
 
 namespace hawker::commerce {
 namespace {
@@ -526,6 +527,7 @@ void MailSender::wake() {
 }
 
 void MailSender::run() {
+  set_thread_name("mail-send");
   while (true) {
     {
       std::lock_guard lock(mutex_);

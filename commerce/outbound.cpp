@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/deleters.h"
 #include "core/log.h"
+#include "core/loop.h"
 
 namespace hawker::commerce {
 namespace {
@@ -349,6 +350,7 @@ void OutboundClient::finish(Transfer& t, int curl_code) {
 }
 
 void OutboundClient::worker_main() {
+  set_thread_name("outbound-http");
   auto* multi = static_cast<CURLM*>(multi_);
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
   while (true) {

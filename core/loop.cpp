@@ -1,8 +1,16 @@
 #include "core/loop.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
+
+#include <string>
 
 namespace hawker {
+
+void set_thread_name(std::string_view name) {
+  std::string shown(name.substr(0, 15));
+  pthread_setname_np(pthread_self(), shown.c_str());
+}
 
 Error uv_error(int code, std::string_view what) {
   ErrorCode ec = ErrorCode::kIo;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -41,6 +42,10 @@ struct UvCloser {
 };
 template <typename T>
 using UvPtr = std::unique_ptr<T, UvCloser<T>>;
+
+/// Names the calling thread as `top -H`, `ps -L` and perf show it (the kernel keeps the first
+/// 15 bytes).
+void set_thread_name(std::string_view name);
 
 /// The event loop and the thread that runs it.
 class Loop {

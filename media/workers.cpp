@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/loop.h"
+
 namespace hawker::media {
 
 size_t MediaWorkers::default_count() {
@@ -84,6 +86,7 @@ void MediaWorkers::stop() {
 }
 
 void MediaWorkers::run(Worker& worker) {
+  set_thread_name("media-worker");
   std::vector<std::function<void()>> batch;
   for (;;) {
     {

@@ -168,6 +168,7 @@ void Store::drain(Finished& finished) {
 
 void Store::writer_main(Database db) {
   tls_storage_thread = true;
+  set_thread_name("storage-write");
   std::vector<std::unique_ptr<detail::Job>> batch;
   while (true) {
     batch.clear();
@@ -365,6 +366,7 @@ void Store::record_batch(size_t size) {
 
 void Store::reader_main(Database db) {
   tls_storage_thread = true;
+  set_thread_name("storage-read");
   while (true) {
     std::unique_ptr<detail::Job> job;
     {
