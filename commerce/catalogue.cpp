@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/secret.h"
 
 namespace hawker::commerce {
@@ -228,7 +229,11 @@ Status append_stock_events(storage::Database& db, const std::string& product_id,
                            std::vector<Event>& events) {
   if (before == after) return ok_status();
   auto push = [&](std::string_view type) -> Status {
-    auto e = append_event(db, type, {{"product_id", product_id}, {"stock", after}}, now_ms);
+    fmt::memory_buffer data;
+    data.append(std::string_view(R"({"product_id":")"));
+    log::append_json_escaped(data, product_id);
+    fmt::format_to(std::back_inserter(data), R"(","stock":{}}})", after);
+    auto e = append_event_text(db, type, fmt::to_string(data), now_ms);
     if (!e) return unexpected(std::move(e).error());
     events.push_back(std::move(*e));
     return ok_status();

@@ -34,9 +34,14 @@ struct Event {
   int64_t seq = 0;  ///< order of commit; consumers keep a cursor on it
   std::string id;   ///< "evt_..." stable across deliveries (webhook-id)
   std::string type;
-  nlohmann::json data;
+  /// The data object as JSON text, as stored. Kept as text because most events go from the
+  /// storage thread to the database and the loop without anyone reading inside them (a flash
+  /// sale writes two per order); data() parses it for those who do.
+  std::string data_text;
   int64_t created_at_ms = 0;
 
+  /// The data object, parsed (discarded when the text is not JSON).
+  nlohmann::json data() const;
   /// The envelope sent to webhooks: {"id", "type", "timestamp", "data"}.
   nlohmann::json envelope() const;
 };
@@ -45,8 +50,11 @@ struct Event {
 std::span<const storage::Migration> event_migrations();
 
 /// Appends an event inside the caller's transaction (a Store write job).
-Result<Event> append_event(storage::Database& db, std::string_view type, nlohmann::json data,
+Result<Event> append_event(storage::Database& db, std::string_view type, const nlohmann::json& data,
                            int64_t now_ms);
+/// The same with the data object already written as JSON text (for events every order writes).
+Result<Event> append_event_text(storage::Database& db, std::string_view type, std::string data_text,
+                                int64_t now_ms);
 
 /// Events with seq > `after_seq`, oldest first, at most `limit`.
 Result<std::vector<Event>> events_after(storage::Database& db, int64_t after_seq, size_t limit);

@@ -230,15 +230,25 @@ Result<std::optional<StockMove>> move_stock(storage::Database& db, std::string_v
   return std::optional<StockMove>{m};
 }
 
-nlohmann::json event_data(const Order& o) {
-  return {{"order_id", o.id},       {"product_id", o.product_id},
-          {"quantity", o.quantity}, {"amount_minor", o.amount_minor},
-          {"currency", o.currency}, {"status", to_string(o.status)}};
+/// An order.* event's data as JSON text, keys sorted as nlohmann prints them; a refund also
+/// says whether the units went back on sale.
+std::string event_data(const Order& o, std::optional<bool> restocked = std::nullopt) {
+  fmt::memory_buffer out;
+  fmt::format_to(std::back_inserter(out), R"({{"amount_minor":{},"currency":")", o.amount_minor);
+  log::append_json_escaped(out, o.currency);
+  out.append(std::string_view(R"(","order_id":")"));
+  log::append_json_escaped(out, o.id);
+  out.append(std::string_view(R"(","product_id":")"));
+  log::append_json_escaped(out, o.product_id);
+  fmt::format_to(std::back_inserter(out), R"(","quantity":{},)", o.quantity);
+  if (restocked) fmt::format_to(std::back_inserter(out), R"("restocked":{},)", *restocked);
+  fmt::format_to(std::back_inserter(out), R"("status":"{}"}})", to_string(o.status));
+  return fmt::to_string(out);
 }
 
-Status push_event(storage::Database& db, std::string_view type, nlohmann::json data, int64_t now_ms,
+Status push_event(storage::Database& db, std::string_view type, std::string data, int64_t now_ms,
                   std::vector<Event>& events) {
-  auto e = append_event(db, type, std::move(data), now_ms);
+  auto e = append_event_text(db, type, std::move(data), now_ms);
   if (!e) return unexpected(std::move(e).error());
   events.push_back(std::move(*e));
   return ok_status();
@@ -335,9 +345,8 @@ Status transition(storage::Database& db, Order& o, OrderTrigger trigger, bool re
             shift_stock(db, o, o.quantity, MovementKind::kRestock, "refunded", now_ms, events),
             "restock");
       }
-      auto data = event_data(o);
-      data["restocked"] = will_restock;
-      return push_event(db, event_type::kOrderRefunded, std::move(data), now_ms, events);
+      return push_event(db, event_type::kOrderRefunded, event_data(o, will_restock), now_ms,
+                        events);
     }
     case OrderTrigger::kLatePayNoStock:
       return push_event(db, kOrderNeedsRefund, event_data(o), now_ms, events);
@@ -434,17 +443,42 @@ std::string created_answer(const Order& o, std::string_view shipping_address,
   // Every order builds this once, where a JSON tree took a few dozen allocations; the keys
   // come in the order nlohmann's sorted objects print them, so the bytes are the same.
   fmt::memory_buffer out;
-  auto text = [](std::string_view s) { return log::json_escape(s); };
-  fmt::format_to(std::back_inserter(out),
-                 R"({{"amount_minor":{},"created_at":"{}","currency":"{}","email":"{}",)"
-                 R"("expires_at":"{}","id":"{}","name":"{}","payment_url":"{}",)"
-                 R"("product_id":"{}","quantity":{},"restocked":{},"shipping_address":{},)"
-                 R"("status":"{}","token":"{}","unit_price_minor":{},"updated_at":"{}"}})",
-                 o.amount_minor, format_rfc3339_ms(o.created_at_ms), text(o.currency),
-                 text(o.email), format_rfc3339_ms(o.expires_at_ms), text(o.id), text(o.name),
-                 text(payment_url), text(o.product_id), o.quantity, o.restocked, shipping_address,
-                 to_string(o.status), text(o.token), o.unit_price_minor,
-                 format_rfc3339_ms(o.updated_at_ms));
+  auto raw = [&out](std::string_view s) { out.append(s); };
+  auto text = [&out](std::string_view s) { log::append_json_escaped(out, s); };
+  auto time = [&out](int64_t ms) { append_rfc3339_ms(out, ms); };
+  auto number = [&out](int64_t v) { fmt::format_to(std::back_inserter(out), "{}", v); };
+  raw(R"({"amount_minor":)");
+  number(o.amount_minor);
+  raw(R"(,"created_at":")");
+  time(o.created_at_ms);
+  raw(R"(","currency":")");
+  text(o.currency);
+  raw(R"(","email":")");
+  text(o.email);
+  raw(R"(","expires_at":")");
+  time(o.expires_at_ms);
+  raw(R"(","id":")");
+  text(o.id);
+  raw(R"(","name":")");
+  text(o.name);
+  raw(R"(","payment_url":")");
+  text(payment_url);
+  raw(R"(","product_id":")");
+  text(o.product_id);
+  raw(R"(","quantity":)");
+  number(o.quantity);
+  raw(o.restocked ? R"(,"restocked":true,"shipping_address":)"
+                  : R"(,"restocked":false,"shipping_address":)");
+  raw(shipping_address);
+  raw(R"(,"status":")");
+  raw(to_string(o.status));
+  raw(R"(","token":")");
+  text(o.token);
+  raw(R"(","unit_price_minor":)");
+  number(o.unit_price_minor);
+  raw(R"(,"updated_at":")");
+  time(o.updated_at_ms);
+  raw(R"("})");
   return fmt::to_string(out);
 }
 

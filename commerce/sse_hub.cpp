@@ -32,16 +32,16 @@ std::string product_topic(std::string_view product_id) {
 
 namespace {
 
-std::optional<ViewerEvent> product_viewer_event(const Event& e) {
-  if (!e.data.is_object()) return std::nullopt;
-  auto pid = e.data.find("product_id");
-  if (pid == e.data.end() || !pid->is_string()) return std::nullopt;
+std::optional<ViewerEvent> product_viewer_event(const Event& e, const nlohmann::json& data) {
+  if (!data.is_object()) return std::nullopt;
+  auto pid = data.find("product_id");
+  if (pid == data.end() || !pid->is_string()) return std::nullopt;
   std::string product_id = pid->get<std::string>();
   ViewerEvent v;
   v.topic = product_topic(product_id);
   v.seq = e.seq;
-  auto stock = e.data.find("stock");
-  bool has_stock = stock != e.data.end() && stock->is_number_integer();
+  auto stock = data.find("stock");
+  bool has_stock = stock != data.end() && stock->is_number_integer();
   if (e.type == event_type::kStockChanged && has_stock) {
     v.name = "stock";
     v.data = {{"product_id", product_id}, {"stock", *stock}};
@@ -52,8 +52,8 @@ std::optional<ViewerEvent> product_viewer_event(const Event& e) {
     v.name = "sold_out";
     v.data = {{"product_id", product_id}, {"stock", 0}};
   } else if (e.type == event_type::kOrderCreated) {
-    auto q = e.data.find("quantity");
-    if (q == e.data.end() || !q->is_number_integer()) return std::nullopt;
+    auto q = data.find("quantity");
+    if (q == data.end() || !q->is_number_integer()) return std::nullopt;
     // Only the quantity: who bought, and for how much, is not for other viewers.
     v.name = "purchase";
     v.data = {{"product_id", product_id}, {"quantity", *q}, {"orders", 1}};
@@ -74,14 +74,15 @@ std::vector<ViewerEvent> viewer_events(const Event& e) {
   bool live = e.type == event_type::kBroadcastLive;
   bool ended = e.type == event_type::kBroadcastEnded;
   if (live || ended || e.type == kBroadcastPinned) {
-    if (!e.data.is_object()) return out;
-    auto id = e.data.find("broadcast_id");
-    if (id == e.data.end() || !id->is_string()) return out;
+    nlohmann::json data = e.data();
+    if (!data.is_object()) return out;
+    auto id = data.find("broadcast_id");
+    if (id == data.end() || !id->is_string()) return out;
     ViewerEvent v;
     v.topic = broadcast_topic(id->get<std::string>());
     v.name = live ? "live" : ended ? "ended" : "pinned";
-    v.data = e.data;
     v.seq = e.seq;
+    v.data = std::move(data);
     out.push_back(v);
     if (live || ended) {
       v.topic = std::string(kBroadcastsTopic);
@@ -89,7 +90,7 @@ std::vector<ViewerEvent> viewer_events(const Event& e) {
     }
     return out;
   }
-  if (auto v = product_viewer_event(e)) out.push_back(std::move(*v));
+  if (auto v = product_viewer_event(e, e.data())) out.push_back(std::move(*v));
   return out;
 }
 
@@ -261,7 +262,7 @@ Status read_missed(storage::Database& db, int64_t after, int64_t last, std::stri
     e.seq = s.column_int64(0);
     e.id = std::string(s.column_text(1));
     e.type = std::string(s.column_text(2));
-    e.data = nlohmann::json::parse(s.column_text(3), nullptr, false);
+    e.data_text = std::string(s.column_text(3));
     e.created_at_ms = s.column_int64(4);
     out.push_back(std::move(e));
   }

@@ -466,7 +466,7 @@ Result<ClaimedDeliveries> claim_due_deliveries(storage::Database& db, int64_t no
       ev.seq = s.column_int64(4);
       ev.id = std::string(s.column_text(5));
       ev.type = std::string(s.column_text(6));
-      ev.data = nlohmann::json::parse(s.column_text(7), nullptr, false);
+      ev.data_text = std::string(s.column_text(7));
       ev.created_at_ms = s.column_int64(8);
       d.event_id = ev.id;
       d.body = ev.envelope().dump();

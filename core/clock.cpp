@@ -31,11 +31,18 @@ std::tm to_tm(int64_t wall_ms) {
 }
 }  // namespace
 
-std::string format_rfc3339_ms(int64_t wall_ms) {
+void append_rfc3339_ms(fmt::memory_buffer& out, int64_t wall_ms) {
   std::tm tm = to_tm(wall_ms);
   int64_t ms = ((wall_ms % 1000) + 1000) % 1000;
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ms);
+}
+
+std::string format_rfc3339_ms(int64_t wall_ms) {
+  fmt::memory_buffer out;
+  append_rfc3339_ms(out, wall_ms);
+  return fmt::to_string(out);
 }
 
 std::string format_rfc3339(int64_t wall_ms) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -41,6 +43,8 @@ class ManualClock final : public Clock {
 
 /// RFC 3339 UTC with milliseconds: 2026-11-22T10:00:00.000Z.
 std::string format_rfc3339_ms(int64_t wall_ms);
+/// The same, appended to `out`.
+void append_rfc3339_ms(fmt::memory_buffer& out, int64_t wall_ms);
 /// RFC 3339 UTC with whole seconds: 2026-11-22T10:00:00Z.
 std::string format_rfc3339(int64_t wall_ms);
 /// Parses RFC 3339 (Z or +hh:mm offset, optional fraction); returns false on a bad form.

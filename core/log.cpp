@@ -60,41 +60,46 @@ bool parse_level(std::string_view s, Level& out) {
   return false;
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
+void append_json_escaped(fmt::memory_buffer& out, std::string_view s) {
+  size_t plain = 0;  // the first byte not copied yet
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.substr(plain, i - plain));
+    plain = i + 1;
     switch (c) {
       case '"':
-        out += "\\\"";
+        out.append(std::string_view("\\\""));
         break;
       case '\\':
-        out += "\\\\";
+        out.append(std::string_view("\\\\"));
         break;
       case '\b':
-        out += "\\b";
+        out.append(std::string_view("\\b"));
         break;
       case '\f':
-        out += "\\f";
+        out.append(std::string_view("\\f"));
         break;
       case '\n':
-        out += "\\n";
+        out.append(std::string_view("\\n"));
         break;
       case '\r':
-        out += "\\r";
+        out.append(std::string_view("\\r"));
         break;
       case '\t':
-        out += "\\t";
+        out.append(std::string_view("\\t"));
         break;
       default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
+        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
   }
-  return out;
+  out.append(s.substr(plain));
+}
+
+std::string json_escape(std::string_view s) {
+  fmt::memory_buffer out;
+  append_json_escaped(out, s);
+  return fmt::to_string(out);
 }
 
 void write(Level level, std::string_view component, std::string_view message) {

@@ -44,5 +44,7 @@ void error(std::string_view component, fmt::format_string<Args...> f, Args&&... 
 
 /// JSON string escaping shared by the JSON log format and small hand-written JSON.
 std::string json_escape(std::string_view s);
+/// The same, appended to `out` (no allocation when `out` has room): for JSON written on hot paths.
+void append_json_escaped(fmt::memory_buffer& out, std::string_view s);
 
 }  // namespace hawker::log

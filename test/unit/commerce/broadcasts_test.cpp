@@ -149,8 +149,8 @@ TEST_CASE("go live, end, and the events they write") {
   CHECK((*live)->status == BroadcastStatus::kLive);
   REQUIRE(events.size() == 1);
   CHECK(events[0].type == "broadcast.live");
-  CHECK(events[0].data["broadcast_id"] == created->broadcast.id);
-  CHECK(events[0].data.dump().find("hwk_") == std::string::npos);
+  CHECK(events[0].data()["broadcast_id"] == created->broadcast.id);
+  CHECK(events[0].data_text.find("hwk_") == std::string::npos);
 
   // A reconnect changes nothing and writes no second event.
   auto again = go_live(db, st, kNow + 2 * kMin, GoLiveRule{}, events);

@@ -22,7 +22,7 @@ TEST_CASE("the outbox keeps events in commit order with stable ids") {
   REQUIRE(after);
   REQUIRE(after->size() == 1);
   CHECK((*after)[0].type == "stock.changed");
-  CHECK((*after)[0].data["stock"] == 4);
+  CHECK((*after)[0].data()["stock"] == 4);
   CHECK((*after)[0].envelope()["timestamp"] == "1970-01-01T00:00:01.001Z");
   CHECK(*last_event_seq(*db) == b->seq);
 

@@ -1,6 +1,7 @@
 #include "commerce/orders.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <functional>
 #include <optional>
@@ -159,6 +160,36 @@ TEST_CASE("the 201 body is written without a JSON tree, byte for byte as nlohman
   CHECK(body_of(created->answer)["created_at"] == "2023-11-14T22:13:20.123Z");
 }
 
+TEST_CASE("order and stock event data are written as text, byte for byte as nlohmann prints them") {
+  auto db = shop_db();
+  Product p = make_product(db, 3, 2);
+  auto created = reserve_order(db, "k-1", request_for(p, 2), 2000, 60'000, kUrl);
+  REQUIRE(created);
+  REQUIRE(created->events.size() == 3);
+  const Order& o = *created->order;
+  nlohmann::json order_data = {{"order_id", o.id},  {"product_id", p.id},
+                               {"quantity", 2},     {"amount_minor", 3000},
+                               {"currency", "EUR"}, {"status", "reserved"}};
+  CHECK(created->events[0].data_text == order_data.dump());
+  nlohmann::json stock_data = {{"product_id", p.id}, {"stock", 1}};
+  CHECK(created->events[1].data_text == stock_data.dump());
+  CHECK(created->events[2].type == "stock.low");
+  CHECK(created->events[2].data_text == stock_data.dump());
+  // What was stored is what was handed on.
+  auto stored = events_after(db, created->events[0].seq - 1, 1);
+  REQUIRE(stored);
+  CHECK((*stored)[0].data_text == created->events[0].data_text);
+
+  REQUIRE(apply_payment(db, OrderKey::kToken, o.token, {"test", "t1", 3000, "EUR"}, 2100));
+  auto refunded = apply_trigger(db, OrderKey::kToken, o.token, OrderTrigger::kRefund, true, 2200);
+  REQUIRE(refunded);
+  REQUIRE(refunded->events.back().type == "order.refunded");
+  order_data["status"] = "refunded";
+  order_data["restocked"] = true;
+  CHECK(refunded->events.back().data_text == order_data.dump());
+  CHECK(refunded->events.back().data()["restocked"] == true);
+}
+
 TEST_CASE("the request fingerprint is the one earlier versions stored: SHA-256 of the JSON") {
   OrderRequest r;
   r.product_id = "prod_1";
@@ -219,6 +250,36 @@ TEST_CASE("keys stored before migration 141 still replay their stored answer") {
   CHECK(again->answer.replayed);
   CHECK(body_of(again->answer) == nlohmann::json{{"id", "ord_before"}});
   CHECK((*find_product(*db, p.id))->stock == 3);
+}
+
+TEST_CASE("migration 112 keeps every event and the seq high-water mark, without the id index") {
+  storage::Schema schema = shop_schema();
+  auto db = partly_migrated(schema, [](int version) { return version != 112; });
+  Product p = make_product(*db, 5);
+  auto first = reserve_order(*db, "key-1", request_for(p, 2), 2000, 60'000, kUrl);
+  REQUIRE(first);
+  auto before = events_after(*db, 0, 100);
+  REQUIRE(before);
+  int64_t high = before->back().seq;
+  // The newest event gone (as a prune would): AUTOINCREMENT must not hand its seq out again.
+  REQUIRE(db->exec(fmt::format("DELETE FROM events WHERE seq = {}", high)));
+  REQUIRE(storage::apply_migrations(*db, schema));
+  auto after = events_after(*db, 0, 100);
+  REQUIRE(after);
+  REQUIRE(after->size() == before->size() - 1);
+  for (size_t i = 0; i < after->size(); ++i) {
+    CHECK((*after)[i].seq == (*before)[i].seq);
+    CHECK((*after)[i].id == (*before)[i].id);
+    CHECK((*after)[i].data_text == (*before)[i].data_text);
+  }
+  auto next = reserve_order(*db, "key-2", request_for(p, 1), 3000, 60'000, kUrl);
+  REQUIRE(next);
+  CHECK(next->events.front().seq > high);
+  auto indexes = db->prepare(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'");
+  REQUIRE(indexes);
+  REQUIRE(indexes->step());
+  CHECK(indexes->column_int64(0) == 0);
 }
 
 TEST_CASE("migrations 131 and 142 keep orders, keys, payments and movements, and their checks") {

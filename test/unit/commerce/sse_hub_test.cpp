@@ -12,7 +12,7 @@ Event event(int64_t seq, std::string_view type, nlohmann::json data) {
   e.seq = seq;
   e.id = "evt_" + std::to_string(seq);
   e.type = std::string(type);
-  e.data = std::move(data);
+  e.data_text = data.dump();
   return e;
 }
 

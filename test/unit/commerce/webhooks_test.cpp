@@ -276,3 +276,36 @@ TEST_CASE("attempts are logged; retries stay pending; 410 disables; replay re-se
   CHECK_FALSE(*delete_endpoint(db, ep->id));
   CHECK(claim_due_deliveries(db, 20'000, 60'000, 10)->pending == 0);
 }
+
+TEST_CASE("migration 112 rebuilds the outbox under pending deliveries without breaking them") {
+  auto db = storage::Database::open({.path = ":memory:", .wal = false});
+  REQUIRE(db);
+  storage::Schema schema;
+  schema.add(event_migrations()).add(webhook_migrations());
+  auto all = schema.ordered();
+  REQUIRE(all);
+  std::vector<storage::Migration> before_112;
+  for (const auto& m : *all) {
+    if (m.version != 112) before_112.push_back(m);
+  }
+  REQUIRE(storage::apply_migrations(*db, before_112));
+  REQUIRE(insert_endpoint(*db, "https://a.example/h", "", {"*"}, 1000));
+  add_event(*db, event_type::kStockChanged, 2000);
+  add_event(*db, event_type::kStockLow, 2001);
+  REQUIRE(*fan_out_events(*db, 3000, 100) == 2);
+
+  // Deliveries reference the events' seq: the rebuild must leave no dangling reference.
+  // (Migrations run as the database opens, before any statement; here the cached ones used
+  // above are reset first, as the Store does at every transaction's end.)
+  db->reset_all_statements();
+  REQUIRE(storage::apply_migrations(*db, schema));
+  auto check = db->prepare("SELECT count(*) FROM pragma_foreign_key_check");
+  REQUIRE(check);
+  REQUIRE(check->step());
+  CHECK(check->column_int64(0) == 0);
+  auto claimed = claim_due_deliveries(*db, 3000, 60'000, 10);
+  REQUIRE(claimed);
+  REQUIRE(claimed->due.size() == 2);
+  CHECK(nlohmann::json::parse(claimed->due[0].body)["type"] == "stock.changed");
+  CHECK(nlohmann::json::parse(claimed->due[1].body)["data"]["product_id"] == "p1");
+}
