@@ -478,6 +478,13 @@ TEST_CASE("order requests name the bad field") {
   CHECK(with("email", "nope") == "email");
   CHECK(with("name", "") == "name");
   CHECK(with("shipping_address", 5) == "shipping_address");
+  // At most 2000 bytes as JSON, whether a string (escapes count) or an object.
+  CHECK(with("shipping_address", std::string(1998, 'a')).empty());
+  CHECK(with("shipping_address", std::string(1999, 'a')) == "shipping_address");
+  CHECK(with("shipping_address", std::string(1000, '"')) == "shipping_address");
+  CHECK(with("shipping_address", std::string(334, '\x01')) == "shipping_address");
+  CHECK(with("shipping_address", std::string(333, '\x01')).empty());
+  CHECK(with("shipping_address", {{"line1", std::string(1990, 'a')}}) == "shipping_address");
   CHECK(with("surprise", 1) == "surprise");
   auto b = ok;
   b.erase("product_id");
