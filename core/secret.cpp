@@ -55,16 +55,49 @@ class RandomPool {
 
 }  // namespace
 
-Result<std::string> random_bytes(size_t bytes) {
+namespace {
+
+/// `n` random bytes into `out`: small requests from this thread's pool, large ones straight
+/// from RAND_bytes.
+bool fill_random(unsigned char* out, size_t n) {
   static std::once_flag at_fork;
   std::call_once(at_fork,
                  [] { pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }); });
-  std::string out(bytes, '\0');
-  auto* data = reinterpret_cast<unsigned char*>(out.data());
   thread_local RandomPool pool;
-  bool ok = bytes > RandomPool::kLargest ? RAND_bytes(data, static_cast<int>(bytes)) == 1
-                                         : pool.fill(data, bytes);
-  if (!ok) return unexpected(ErrorCode::kInternal, "RAND_bytes failed");
+  return n > RandomPool::kLargest ? RAND_bytes(out, static_cast<int>(n)) == 1 : pool.fill(out, n);
+}
+
+/// Appends base64 of `data` to `out`: the standard alphabet with padding, or (url) the
+/// URL-safe one without.
+void append_base64(std::string& out, std::string_view data, bool url) {
+  const char* alphabet = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                             : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  out.reserve(out.size() + (data.size() + 2) / 3 * 4);
+  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(data[k])); };
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out += alphabet[v >> 18 & 63];
+    out += alphabet[v >> 12 & 63];
+    out += alphabet[v >> 6 & 63];
+    out += alphabet[v & 63];
+  }
+  size_t left = data.size() - i;
+  if (left == 0) return;
+  uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
+  out += alphabet[v >> 18 & 63];
+  out += alphabet[v >> 12 & 63];
+  if (left == 2) out += alphabet[v >> 6 & 63];
+  if (!url) out.append(left == 1 ? "==" : "=");
+}
+
+}  // namespace
+
+Result<std::string> random_bytes(size_t bytes) {
+  std::string out(bytes, '\0');
+  if (!fill_random(reinterpret_cast<unsigned char*>(out.data()), bytes)) {
+    return unexpected(ErrorCode::kInternal, "RAND_bytes failed");
+  }
   return out;
 }
 
@@ -75,13 +108,18 @@ Result<Secret> random_token(std::string_view prefix, size_t bytes) {
 }
 
 Result<Secret> time_ordered_token(std::string_view prefix, int64_t now_ms, size_t bytes) {
-  auto raw = random_bytes(bytes);
-  if (!raw) return unexpected(std::move(raw).error());
+  // Every order makes four of these: one allocation each, the random bytes on the stack.
+  unsigned char raw[RandomPool::kLargest];
+  if (bytes > sizeof raw) return unexpected(ErrorCode::kInvalidArgument, "token too long");
+  if (!fill_random(raw, bytes)) return unexpected(ErrorCode::kInternal, "RAND_bytes failed");
   // 48 bits of milliseconds last until the year 10889; a clock before 1970 counts as 1970.
   uint64_t ms = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0));
-  std::string token(prefix);
+  std::string token;
+  token.reserve(prefix.size() + 12 + (bytes + 2) / 3 * 4);
+  token.append(prefix);
   for (int shift = 44; shift >= 0; shift -= 4) token += kHexDigits[(ms >> shift) & 15];
-  token += base64url_encode(*raw);
+  append_base64(token, std::string_view(reinterpret_cast<const char*>(raw), bytes), true);
+  OPENSSL_cleanse(raw, bytes);
   return Secret(std::move(token));
 }
 
@@ -110,41 +148,14 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 }
 
 std::string base64_encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(data[k])); };
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (data.size() - i == 1) {
-    uint32_t v = byte(i) << 16;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += "==";
-  } else if (data.size() - i == 2) {
-    uint32_t v = byte(i) << 16 | byte(i + 1) << 8;
-    out += kAlphabet[v >> 18 & 63];
-    out += kAlphabet[v >> 12 & 63];
-    out += kAlphabet[v >> 6 & 63];
-    out += '=';
-  }
+  append_base64(out, data, false);
   return out;
 }
 
 std::string base64url_encode(std::string_view data) {
-  std::string out = base64_encode(data);
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
+  std::string out;
+  append_base64(out, data, true);
   return out;
 }
 

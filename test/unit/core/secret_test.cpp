@@ -66,6 +66,13 @@ TEST_CASE("time-ordered tokens sort by time and keep their random part") {
   CHECK(early->reveal() != same_ms->reveal());
   CHECK(early->reveal() < later->reveal());
   CHECK(same_ms->reveal() < later->reveal());
+  auto event_id = time_ordered_token("evt_", 1'700'000'000'000, 16);
+  REQUIRE(event_id);
+  CHECK(event_id->reveal().size() == 4 + 12 + 22);
+  auto random_part = base64_decode(event_id->reveal().substr(16));
+  REQUIRE(random_part);
+  CHECK(random_part->size() == 16);
+  CHECK_FALSE(time_ordered_token("x_", 1, 257));
   // Ten digits of milliseconds, then eleven: the fixed width keeps the order.
   CHECK(time_ordered_token("e_", 9'999'999'999, 4)->reveal() <
         time_ordered_token("e_", 10'000'000'000, 4)->reveal());
@@ -92,7 +99,18 @@ TEST_CASE("base64 round trips, both alphabets") {
     REQUIRE(back_url);
     CHECK(*back_url == s);
   }
+  // RFC 4648 section 10, and the URL-safe alphabet without padding.
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("foob") == "Zm9vYg==");
+  CHECK(base64_encode("fooba") == "Zm9vYmE=");
   CHECK(base64_encode("foobar") == "Zm9vYmFy");
+  CHECK(base64url_encode("f") == "Zg");
+  CHECK(base64url_encode("fo") == "Zm8");
+  CHECK(base64_encode("\xfb\xff\xbf") == "+/+/");
+  CHECK(base64url_encode("\xfb\xff\xbf") == "-_-_");
   CHECK_FALSE(base64_decode("a*b"));
 }
 
