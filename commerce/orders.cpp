@@ -484,6 +484,156 @@ std::string created_answer(const Order& o, std::string_view shipping_address,
 
 std::span<const storage::Migration> order_migrations() { return kMigrations; }
 
+namespace {
+
+// The checks of each field's value, shared by the tree and the flat reader. Fields are judged
+// in this order and the first bad one is named.
+std::optional<FieldError> check_product_id(std::string_view v) {
+  if (v.empty() || v.size() > 64) return FieldError{"product_id", "required product id string"};
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_quantity(int64_t q) {
+  if (q < 1 || q > kMaxQuantity) {
+    return FieldError{"quantity", fmt::format("must be 1 to {}", kMaxQuantity)};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_email(std::string_view e) {
+  size_t at = e.find('@');
+  if (e.size() > 254 || at == std::string_view::npos || at == 0 ||
+      e.find('.', at) == std::string_view::npos || e.back() == '.' ||
+      e.find_first_of(" \t\r\n<>") != std::string_view::npos) {
+    return FieldError{"email", "not an email address"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_name(std::string_view n) {
+  if (n.empty() || n.size() > 200) return FieldError{"name", "required, 1 to 200 bytes"};
+  return std::nullopt;
+}
+
+constexpr size_t kMaxAddressJson = 2000;
+
+/// The length of `s` as nlohmann prints a JSON string: quotes, two bytes for the short
+/// escapes, six for other control bytes, everything else as it is.
+size_t json_string_size(std::string_view s) {
+  size_t n = 2;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+      n += 2;
+    } else {
+      n += c < 0x20 ? 6 : 1;
+    }
+  }
+  return n;
+}
+
+std::optional<FieldError> check_address_text(std::string_view a) {
+  if (a.empty()) {
+    return FieldError{"shipping_address", "must be a non-empty string or an object"};
+  }
+  if (json_string_size(a) > kMaxAddressJson) {
+    return FieldError{"shipping_address", "at most 2000 bytes"};
+  }
+  return std::nullopt;
+}
+
+/// Reads the usual order body, a flat object of strings and one whole number, straight into
+/// an OrderRequest: no tree, one copy of each string. Anything else stops it.
+class FlatOrderReader final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit FlatOrderReader(OrderRequest& out) : out_(out) {}
+
+  enum Field { kProduct, kQuantity, kEmail, kName, kAddress, kCount };
+  bool seen(Field f) const { return seen_[f]; }
+  std::string& address() { return address_; }
+
+  bool start_object(std::size_t) override { return depth_++ == 0; }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    static constexpr std::string_view kNames[kCount] = {"product_id", "quantity", "email", "name",
+                                                        "shipping_address"};
+    for (int f = 0; f < kCount; ++f) {
+      if (k != kNames[f]) continue;
+      if (seen_[f]) return false;  // repeated: the tree keeps the last, let it judge
+      seen_[f] = true;
+      field_ = static_cast<Field>(f);
+      return true;
+    }
+    return false;  // unknown: the tree names it
+  }
+  bool string(string_t& v) override {
+    if (depth_ != 1) return false;
+    switch (field_) {
+      case kProduct:
+        out_.product_id = std::move(v);
+        return true;
+      case kEmail:
+        out_.email = std::move(v);
+        return true;
+      case kName:
+        out_.name = std::move(v);
+        return true;
+      case kAddress:
+        address_ = std::move(v);
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool number_integer(number_integer_t v) override { return quantity(v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return quantity(static_cast<int64_t>(v));  // as the tree's get<int64_t>() reads it
+  }
+  bool number_float(number_float_t, const string_t&) override { return false; }
+  bool boolean(bool) override { return false; }
+  bool null() override { return false; }
+  bool binary(binary_t&) override { return false; }
+  bool start_array(std::size_t) override { return false; }
+  bool end_array() override { return false; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool quantity(int64_t v) {
+    if (depth_ != 1 || field_ != kQuantity) return false;
+    out_.quantity = v;
+    return true;
+  }
+
+  OrderRequest& out_;
+  std::string address_;
+  bool seen_[kCount] = {};
+  Field field_ = kCount;
+  int depth_ = 0;
+};
+
+}  // namespace
+
+FlatRead read_flat_order_request(std::string_view text, OrderRequest& out,
+                                 std::optional<FieldError>& error) {
+  FlatOrderReader reader(out);
+  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &reader) ||
+      !reader.seen(FlatOrderReader::kProduct) || !reader.seen(FlatOrderReader::kEmail) ||
+      !reader.seen(FlatOrderReader::kName) || !reader.seen(FlatOrderReader::kAddress)) {
+    return FlatRead::kNeedsTree;
+  }
+  error = check_product_id(out.product_id);
+  if (!error && reader.seen(FlatOrderReader::kQuantity)) error = check_quantity(out.quantity);
+  if (!error) error = check_email(out.email);
+  if (!error) error = check_name(out.name);
+  if (!error) error = check_address_text(reader.address());
+  if (!error) out.shipping_address = std::move(reader.address());
+  return FlatRead::kRead;
+}
+
 std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderRequest& out) {
   static const char* kKnown[] = {"product_id", "quantity", "email", "name", "shipping_address"};
   for (const auto& [key, value] : body.items()) {
@@ -491,54 +641,41 @@ std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderR
     for (const char* k : kKnown) known = known || key == k;
     if (!known) return FieldError{key, "unknown field"};
   }
-  // Runs on the loop for every order: look each field up once and copy each string once.
   auto field = [&body](const char* name) -> const nlohmann::json* {
     auto it = body.find(name);
     return it == body.end() ? nullptr : &*it;
   };
   const nlohmann::json* product = field("product_id");
-  if (product == nullptr || !product->is_string() ||
-      product->get_ref<const std::string&>().empty() ||
-      product->get_ref<const std::string&>().size() > 64) {
+  if (product == nullptr || !product->is_string()) {
     return FieldError{"product_id", "required product id string"};
   }
   out.product_id = product->get_ref<const std::string&>();
+  if (auto e = check_product_id(out.product_id)) return e;
   if (const nlohmann::json* quantity = field("quantity")) {
     if (!quantity->is_number_integer()) {
       return FieldError{"quantity", "must be a whole number"};
     }
     out.quantity = quantity->get<int64_t>();
-    if (out.quantity < 1 || out.quantity > kMaxQuantity) {
-      return FieldError{"quantity", fmt::format("must be 1 to {}", kMaxQuantity)};
-    }
+    if (auto e = check_quantity(out.quantity)) return e;
   }
   const nlohmann::json* email = field("email");
   if (email == nullptr || !email->is_string()) {
     return FieldError{"email", "required string"};
   }
   out.email = email->get_ref<const std::string&>();
-  size_t at = out.email.find('@');
-  if (out.email.size() > 254 || at == std::string::npos || at == 0 ||
-      out.email.find('.', at) == std::string::npos || out.email.back() == '.' ||
-      out.email.find_first_of(" \t\r\n<>") != std::string::npos) {
-    return FieldError{"email", "not an email address"};
-  }
+  if (auto e = check_email(out.email)) return e;
   const nlohmann::json* name = field("name");
-  if (name == nullptr || !name->is_string() || name->get_ref<const std::string&>().empty() ||
-      name->get_ref<const std::string&>().size() > 200) {
-    return FieldError{"name", "required, 1 to 200 bytes"};
-  }
+  if (name == nullptr || !name->is_string()) return FieldError{"name", "required, 1 to 200 bytes"};
   out.name = name->get_ref<const std::string&>();
+  if (auto e = check_name(out.name)) return e;
   const nlohmann::json* address = field("shipping_address");
   if (address == nullptr) return FieldError{"shipping_address", "required"};
   const auto& addr = *address;
-  if (!(addr.is_string() && !addr.get_ref<const std::string&>().empty()) && !addr.is_object()) {
+  if (addr.is_string()) {
+    if (auto e = check_address_text(addr.get_ref<const std::string&>())) return e;
+  } else if (!addr.is_object()) {
     return FieldError{"shipping_address", "must be a non-empty string or an object"};
-  }
-  // The limit is on the address as JSON. A string escapes to at most 6 bytes per byte plus
-  // its quotes, so a short one is within it without being printed.
-  bool surely_short = addr.is_string() && addr.get_ref<const std::string&>().size() * 6 + 2 <= 2000;
-  if (!surely_short && addr.dump().size() > 2000) {
+  } else if (addr.dump().size() > kMaxAddressJson) {
     return FieldError{"shipping_address", "at most 2000 bytes"};
   }
   out.shipping_address = addr;

@@ -96,6 +96,15 @@ std::string created_answer(const Order& o, std::string_view shipping_address,
 
 /// Validates a POST /api/orders body; the error names the field.
 std::optional<FieldError> parse_order_request(const nlohmann::json& body, OrderRequest& out);
+
+enum class FlatRead { kRead, kNeedsTree };
+/// Reads a POST /api/orders body from its text without a JSON tree when it has the usual shape:
+/// one object whose known fields each come once, as strings and a whole number. kRead: `out`
+/// and `error` are what parsing the text and calling parse_order_request would give.
+/// kNeedsTree (an address object, another type, an unknown or repeated field, not JSON):
+/// parse the tree and judge that; `out` may hold part of the body.
+FlatRead read_flat_order_request(std::string_view text, OrderRequest& out,
+                                 std::optional<FieldError>& error);
 /// A fingerprint of the request's meaning, to tell a retry from a reuse of the key.
 std::string request_fingerprint(const OrderRequest& r);
 /// The same, with r.shipping_address already printed as JSON text.

@@ -498,6 +498,123 @@ TEST_CASE("order requests name the bad field") {
   CHECK(request_fingerprint(x) != request_fingerprint(y));
 }
 
+TEST_CASE("the flat order reader answers exactly as the tree does, or hands over to it") {
+  // Both ways, for one body: the tree (nullopt when the text is not a JSON object) and the
+  // flat reader (nullopt when it hands over).
+  struct Outcome {
+    std::optional<FieldError> error;
+    OrderRequest request;
+  };
+  auto by_tree = [](const std::string& text) -> std::optional<Outcome> {
+    auto body = nlohmann::json::parse(text, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return std::nullopt;
+    Outcome o;
+    o.error = parse_order_request(body, o.request);
+    return o;
+  };
+  auto flat = [](const std::string& text) -> std::optional<Outcome> {
+    Outcome o;
+    if (read_flat_order_request(text, o.request, o.error) == FlatRead::kNeedsTree) {
+      return std::nullopt;
+    }
+    return o;
+  };
+  std::vector<std::string> values = {R"("prod_1")",
+                                     R"("")",
+                                     R"("a@b.co")",
+                                     R"("nope")",
+                                     R"("x@y.")",
+                                     R"("<a>@b.co")",
+                                     R"("Ann")",
+                                     R"("Zo\u00eb \"Q\" \\ \n\t\u0001")",
+                                     R"("caf\u00c3\u00a9 \ud83d\ude00")",
+                                     "\"" + std::string(64, 'p') + "\"",
+                                     "\"" + std::string(65, 'p') + "\"",
+                                     "\"" + std::string(200, 'n') + "\"",
+                                     "\"" + std::string(201, 'n') + "\"",
+                                     "\"" + std::string(1998, 'a') + "\"",
+                                     "\"" + std::string(1999, 'a') + "\"",
+                                     "\"" + std::string(500, '"') + "\"",
+                                     R"("a@b.c")",
+                                     "1",
+                                     "0",
+                                     "100",
+                                     "101",
+                                     "-1",
+                                     "2.0",
+                                     "1e2",
+                                     "18446744073709551615",
+                                     "9223372036854775808",
+                                     "true",
+                                     "null",
+                                     R"({"line1":"x"})",
+                                     "[]",
+                                     "[1]"};
+  std::vector<std::string> names = {"product_id", "quantity", "email", "name", "shipping_address"};
+  std::vector<std::string> good = {R"("prod_1")", "2", R"("a@b.co")", R"("Ann")", R"("1 Main St")"};
+  auto object = [&](const std::vector<std::string>& vals, const std::string& extra) {
+    std::string text = "{";
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (vals[i].empty()) continue;
+      if (text.size() > 1) text += ",";
+      text += "\"" + names[i] + "\":" + vals[i];
+    }
+    if (!extra.empty()) text += (text.size() > 1 ? "," : "") + extra;
+    return text + "}";
+  };
+  std::vector<std::string> bodies = {object(good, ""),
+                                     " " + object(good, "") + "\n",
+                                     object(good, R"("surprise":1)"),
+                                     object(good, R"("email":"c@d.co")"),
+                                     object(good, "") + "x",
+                                     "",
+                                     "[]",
+                                     "\"text\"",
+                                     "{",
+                                     R"({"quantity":1})",
+                                     "{}"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto without = good;
+    without[i].clear();
+    bodies.push_back(object(without, ""));
+    for (const auto& v : values) {
+      auto with = good;
+      with[i] = v;
+      bodies.push_back(object(with, ""));
+    }
+  }
+  size_t read_flat = 0;
+  for (const auto& text : bodies) {
+    CAPTURE(text);
+    auto tree = by_tree(text);
+    auto fast = flat(text);
+    if (!fast) continue;
+    ++read_flat;
+    REQUIRE(tree);
+    CHECK(fast->error.has_value() == tree->error.has_value());
+    if (fast->error && tree->error) {
+      CHECK(fast->error->field == tree->error->field);
+      CHECK(fast->error->message == tree->error->message);
+      continue;
+    }
+    CHECK(fast->request.product_id == tree->request.product_id);
+    CHECK(fast->request.quantity == tree->request.quantity);
+    CHECK(fast->request.email == tree->request.email);
+    CHECK(fast->request.name == tree->request.name);
+    CHECK(fast->request.shipping_address == tree->request.shipping_address);
+    CHECK(request_fingerprint(fast->request) == request_fingerprint(tree->request));
+  }
+  // The usual body, and the variations that keep each value's type, never build a tree.
+  CHECK(flat(object(good, "")).has_value());
+  CHECK(read_flat >= bodies.size() / 3);
+  // Shapes the flat reader hands over.
+  CHECK_FALSE(flat(object(good, R"("surprise":1)")));
+  CHECK_FALSE(flat(object(good, R"("email":"c@d.co")")));
+  CHECK_FALSE(flat(R"({"product_id":"p","email":"a@b.co","name":"A","shipping_address":{"a":1}})"));
+  CHECK_FALSE(flat("[]"));
+  CHECK_FALSE(flat(""));
+}
+
 TEST_CASE("products validate their fields and sniff images") {
   ProductFields f;
   auto field = [&](nlohmann::json body, bool creating = true) {
