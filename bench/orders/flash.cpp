@@ -9,7 +9,7 @@
 // from the first request written to the last answer read.
 //
 // Usage: hawker_bench_flash --port P --product ID [--host 127.0.0.1] [--attempts 10000]
-//        [--connections 1000] [--prefix run1]
+//        [--connections 1000] [--prefix run1] [--dump FILE]
 // Prints one line: RESULT {"answered", "created", "refused", "other", "socket_errors",
 // "duration_us", "p50_us", "p90_us", "p99_us", "max_us"} (the keys the wrk script prints).
 #include <arpa/inet.h>
@@ -47,6 +47,7 @@ struct Options {
   long attempts = 10000;
   int connections = 1000;
   std::string prefix = "flash";
+  std::string dump;  // when set: one line per answer, "start_us latency_us status"
 };
 
 [[noreturn]] void die(const char* what) {
@@ -71,6 +72,8 @@ Options parse_args(int argc, char** argv) {
       o.connections = std::atoi(v);
     } else if (k == "--prefix") {
       o.prefix = v;
+    } else if (k == "--dump") {
+      o.dump = v;
     } else {
       std::fprintf(stderr, "hawker_bench_flash: unknown option %s\n", argv[i]);
       std::exit(2);
@@ -147,6 +150,13 @@ int main(int argc, char** argv) {
   std::vector<Conn> pool(static_cast<size_t>(conns));
   std::vector<int64_t> latencies_ns;
   latencies_ns.reserve(static_cast<size_t>(opt.attempts));
+  struct Answer {
+    int64_t started_ns;
+    int64_t latency_ns;
+    int status;
+  };
+  std::vector<Answer> answers;  // for --dump
+  if (!opt.dump.empty()) answers.reserve(static_cast<size_t>(opt.attempts));
   long issued = 0, answered = 0, created = 0, refused = 0, other = 0, socket_errors = 0;
   int open_conns = 0;
   int64_t first_ns = 0, last_ns = 0;
@@ -280,6 +290,7 @@ int main(int argc, char** argv) {
       }
       last_ns = now_ns();
       latencies_ns.push_back(last_ns - c.started_ns);
+      if (!opt.dump.empty()) answers.push_back({c.started_ns, last_ns - c.started_ns, status});
       ++answered;
       if (status == 201) {
         ++created;
@@ -293,6 +304,15 @@ int main(int argc, char** argv) {
   }
   close(ep);
 
+  if (!opt.dump.empty()) {
+    FILE* f = std::fopen(opt.dump.c_str(), "w");
+    if (f == nullptr) die("open --dump file");
+    for (const Answer& a : answers) {
+      std::fprintf(f, "%lld %lld %d\n", static_cast<long long>((a.started_ns - first_ns) / 1000),
+                   static_cast<long long>(a.latency_ns / 1000), a.status);
+    }
+    std::fclose(f);
+  }
   std::sort(latencies_ns.begin(), latencies_ns.end());
   auto percentile_us = [&](double p) -> long long {
     if (latencies_ns.empty()) return 0;
