@@ -211,6 +211,11 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
     if (!db.autocommit()) (void)db.exec("ROLLBACK");
     db.reset_all_statements();
   };
+  // Abandons the transaction and opens a new one for the jobs still to come in this batch.
+  auto start_over = [&](const Error& why) {
+    abandon(why);
+    begin = db.exec_cached("BEGIN IMMEDIATE");
+  };
   // SQLite rolls a whole transaction back on some errors (disk full, I/O), and a job that ran
   // COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive.
   auto transaction_lost = [&](detail::Job& job, const Status& outcome) {
@@ -218,8 +223,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
     if (!outcome) why = outcome.error().with_context("the batch transaction was rolled back");
     if (outcome) job.fail(why);
     ++jobs_failed_;
-    abandon(why);
-    begin = db.exec_cached("BEGIN IMMEDIATE");
+    start_over(why);
   };
 
   for (auto& job : batch) {
@@ -239,8 +243,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       if (!release) {
         job->fail(release.error());
         ++jobs_failed_;
-        abandon(std::move(release).error().with_context("release savepoint"));
-        begin = db.exec_cached("BEGIN IMMEDIATE");
+        start_over(std::move(release).error().with_context("release savepoint"));
         continue;
       }
     }
@@ -270,10 +273,7 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       // The usual refusal wrote nothing, and there is nothing to undo.
       if (db.total_changes() == changes_before) continue;
       Status redone = rerun(db, run, pending);
-      if (!redone) {
-        abandon(std::move(redone).error().with_context("roll back failed job"));
-        begin = db.exec_cached("BEGIN IMMEDIATE");
-      }
+      if (!redone) start_over(std::move(redone).error().with_context("roll back failed job"));
       continue;
     }
     if (outcome) {
@@ -284,17 +284,13 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
       }
       job->fail(release.error());
       ++jobs_failed_;
-      abandon(std::move(release).error().with_context("release savepoint"));
-      begin = db.exec_cached("BEGIN IMMEDIATE");
+      start_over(std::move(release).error().with_context("release savepoint"));
       continue;
     }
     ++jobs_failed_;
     Status undo = db.exec_cached("ROLLBACK TO job");
     if (undo) undo = db.exec_cached("RELEASE job");
-    if (!undo) {
-      abandon(std::move(undo).error().with_context("roll back failed job"));
-      begin = db.exec_cached("BEGIN IMMEDIATE");
-    }
+    if (!undo) start_over(std::move(undo).error().with_context("roll back failed job"));
   }
 
   if (begin && !db.autocommit()) {
