@@ -517,25 +517,11 @@ std::optional<FieldError> check_name(std::string_view n) {
 
 constexpr size_t kMaxAddressJson = 2000;
 
-/// The length of `s` as nlohmann prints a JSON string: quotes, two bytes for the short
-/// escapes, six for other control bytes, everything else as it is.
-size_t json_string_size(std::string_view s) {
-  size_t n = 2;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
-      n += 2;
-    } else {
-      n += c < 0x20 ? 6 : 1;
-    }
-  }
-  return n;
-}
-
 std::optional<FieldError> check_address_text(std::string_view a) {
   if (a.empty()) {
     return FieldError{"shipping_address", "must be a non-empty string or an object"};
   }
-  if (json_string_size(a) > kMaxAddressJson) {
+  if (log::json_escaped_size(a) + 2 > kMaxAddressJson) {  // as JSON: escaped, in quotes
     return FieldError{"shipping_address", "at most 2000 bytes"};
   }
   return std::nullopt;
@@ -689,11 +675,17 @@ std::string request_fingerprint(const OrderRequest& r) {
 std::string request_fingerprint(const OrderRequest& r, std::string_view shipping_address) {
   // The SHA-256 of the request as a JSON object with sorted keys, as nlohmann prints it: keys
   // stored by earlier versions must keep matching their retries.
-  std::string text = fmt::format(
-      R"({{"email":"{}","name":"{}","product_id":"{}","quantity":{},"shipping_address":{}}})",
-      log::json_escape(r.email), log::json_escape(r.name), log::json_escape(r.product_id),
-      r.quantity, shipping_address);
-  return sha256_hex(text);
+  fmt::memory_buffer text;
+  text.append(std::string_view(R"({"email":")"));
+  log::append_json_escaped(text, r.email);
+  text.append(std::string_view(R"(","name":")"));
+  log::append_json_escaped(text, r.name);
+  text.append(std::string_view(R"(","product_id":")"));
+  log::append_json_escaped(text, r.product_id);
+  fmt::format_to(std::back_inserter(text), R"(","quantity":{},"shipping_address":)", r.quantity);
+  text.append(shipping_address);
+  text.push_back('}');
+  return sha256_hex(std::string_view(text.data(), text.size()));
 }
 
 Result<Reservation> reserve_order(storage::Database& db, std::string_view idempotency_key,

@@ -60,40 +60,62 @@ bool parse_level(std::string_view s, Level& out) {
   return false;
 }
 
+namespace {
+
+bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+/// The two-byte escape of a byte that needs one, or empty for the other control bytes, which
+/// are written as \u00XX.
+std::string_view short_escape(unsigned char c) {
+  switch (c) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
 void append_json_escaped(fmt::memory_buffer& out, std::string_view s) {
   size_t plain = 0;  // the first byte not copied yet
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!needs_escape(c)) continue;
     out.append(s.substr(plain, i - plain));
     plain = i + 1;
-    switch (c) {
-      case '"':
-        out.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        out.append(std::string_view("\\\\"));
-        break;
-      case '\b':
-        out.append(std::string_view("\\b"));
-        break;
-      case '\f':
-        out.append(std::string_view("\\f"));
-        break;
-      case '\n':
-        out.append(std::string_view("\\n"));
-        break;
-      case '\r':
-        out.append(std::string_view("\\r"));
-        break;
-      case '\t':
-        out.append(std::string_view("\\t"));
-        break;
-      default:
-        fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+    std::string_view escape = short_escape(c);
+    if (!escape.empty()) {
+      out.append(escape);
+    } else {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
   }
   out.append(s.substr(plain));
+}
+
+size_t json_escaped_size(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if (!needs_escape(c)) {
+      n += 1;
+    } else {
+      n += short_escape(c).empty() ? 6 : 2;
+    }
+  }
+  return n;
 }
 
 std::string json_escape(std::string_view s) {

@@ -46,5 +46,8 @@ void error(std::string_view component, fmt::format_string<Args...> f, Args&&... 
 std::string json_escape(std::string_view s);
 /// The same, appended to `out` (no allocation when `out` has room): for JSON written on hot paths.
 void append_json_escaped(fmt::memory_buffer& out, std::string_view s);
+/// How many bytes json_escape(s) makes, without making them. The same escapes as nlohmann's
+/// dump, so a JSON string's printed size is this plus its two quotes.
+size_t json_escaped_size(std::string_view s);
 
 }  // namespace hawker::log
