@@ -53,10 +53,6 @@ class RandomPool {
   uint64_t generation_ = 0;
 };
 
-}  // namespace
-
-namespace {
-
 /// `n` random bytes into `out`: small requests from this thread's pool, large ones straight
 /// from RAND_bytes.
 bool fill_random(unsigned char* out, size_t n) {
