@@ -103,6 +103,9 @@ struct HlsService::Rendition {
   /// lower resolution): out of the playlists, its URLs answer 404 so players switch away.
   bool retired = false;
   int max_fps = 0;  ///< a rung's frame-rate cap; 0 for the source
+  /// Whether players are offered it: in the multivariant playlist and in the other
+  /// renditions' reports.
+  bool offered() const { return !tracks.empty() && !dropped && !retired; }
   /// The media playlist as last rendered (index 1: the delta update), with the state of the
   /// channel's renditions it was rendered from (see HlsService::serve_playlist).
   struct Rendered {
@@ -688,7 +691,7 @@ void HlsService::serve_multivariant(const http::Request& request,
   std::vector<Variant> variants;
   const double source_fps = channel->frame_rate();
   for (const auto& [name, r] : channel->renditions) {
-    if (r->tracks.empty() || r->dropped || r->retired) {
+    if (!r->offered()) {
       continue;
     }
     Variant variant;
@@ -822,16 +825,14 @@ void HlsService::serve_playlist(Channel& channel, Rendition& r, const http::Requ
     std::vector<uint64_t> key;
     key.reserve(c->renditions.size());
     for (const auto& [other_name, other] : c->renditions) {
-      key.push_back(other->store.version() * 4 + (other->dropped ? 2 : 0) +
-                    (other->tracks.empty() ? 1 : 0));
+      key.push_back(other->store.version() * 2 + (other->offered() ? 1 : 0));
     }
     Rendition::Rendered& rendered = self->second->rendered[delta ? 1 : 0];
     if (rendered.text == nullptr || rendered.key != key) {
       std::vector<RenditionReport> reports;
       for (const auto& [other_name, other] : c->renditions) {
         const PlaylistPosition position = other->store.position();
-        if (other_name == rendition || other->dropped || other->retired || other->tracks.empty() ||
-            position.last_msn < 0) {
+        if (other_name == rendition || !other->offered() || position.last_msn < 0) {
           continue;
         }
         reports.push_back(RenditionReport{other_name, position.last_msn, position.last_part});

@@ -276,6 +276,9 @@ class RenditionsTest(unittest.TestCase):
             # Players still on a rung that left get 404 and switch to a rendition that exists.
             status, _ = self.get("/live/changes/480p/playlist.m3u8")
             self.assertEqual(status, 404)
+            # Nor does the source's playlist report them any more.
+            text = self.text("/live/changes/source/playlist.m3u8")
+            self.assertNotIn("#EXT-X-RENDITION-REPORT", text)
         finally:
             stop(proc)
             log.close()
