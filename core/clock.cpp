@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <ctime>
 
@@ -32,11 +34,36 @@ std::tm to_tm(int64_t wall_ms) {
 }  // namespace
 
 void append_rfc3339_ms(fmt::memory_buffer& out, int64_t wall_ms) {
-  std::tm tm = to_tm(wall_ms);
-  int64_t ms = ((wall_ms % 1000) + 1000) % 1000;
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ms);
+  // Every order prints three of these on the storage thread: its creation time twice and the
+  // end of its payment window, nearly always within the same two seconds. The date and time up
+  // to the second are formatted once per second (two seconds kept per thread), the
+  // milliseconds each time.
+  struct Second {
+    int64_t second = INT64_MIN;
+    char text[32];
+    size_t size = 0;
+  };
+  thread_local Second cached[2];
+  thread_local unsigned next_slot = 0;
+  int64_t second = wall_ms >= 0 ? wall_ms / 1000 : (wall_ms - 999) / 1000;
+  Second* hit = cached[0].second == second   ? &cached[0]
+                : cached[1].second == second ? &cached[1]
+                                             : nullptr;
+  if (hit == nullptr) {
+    hit = &cached[next_slot];
+    next_slot ^= 1;
+    std::tm tm = to_tm(wall_ms);
+    auto end = fmt::format_to_n(hit->text, sizeof hit->text - 1,
+                                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", tm.tm_year + 1900,
+                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    hit->size = std::min(end.size, sizeof hit->text - 1);
+    hit->second = second;
+  }
+  int64_t ms = wall_ms - second * 1000;
+  char tail[4] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                  static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(hit->text, hit->text + hit->size);
+  out.append(tail, tail + sizeof tail);
 }
 
 std::string format_rfc3339_ms(int64_t wall_ms) {

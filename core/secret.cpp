@@ -12,6 +12,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/deleters.h"
+
 namespace hawker {
 namespace {
 
@@ -130,8 +132,19 @@ std::string hex_encode(std::string_view data) {
 }
 
 std::string sha256_hex(std::string_view data) {
+  // SHA256() fetches the algorithm from OpenSSL's provider tables on every call, which costs
+  // several times what hashing a short text does: fetch it once per process and keep a context
+  // per thread (every order hashes its request on the storage thread).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local CPtr<EVP_MD_CTX, EVP_MD_CTX_free> ctx(EVP_MD_CTX_new());
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  unsigned int size = 0;
+  if (kSha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &size) != 1 || size != sizeof digest) {
+    // Not expected with a working libcrypto; the one-shot form reports the same digest.
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  }
   return hex_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 

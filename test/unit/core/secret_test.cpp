@@ -7,6 +7,7 @@
 
 #include <set>
 #include <string>
+#include <thread>
 
 using namespace hawker;
 
@@ -85,6 +86,16 @@ TEST_CASE("secrets never format as their value") {
 
 TEST_CASE("sha256 and hmac match known vectors") {
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // FIPS 180-2: the empty message and a two-block one; the per-thread context is reused
+  // between calls, so each is hashed twice and on a second thread too.
+  for (int round = 0; round < 2; ++round) {
+    CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  }
+  std::string other;
+  std::thread([&other] { other = sha256_hex("abc"); }).join();
+  CHECK(other == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   // RFC 4231 test case 2.
   CHECK(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
