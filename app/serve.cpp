@@ -491,6 +491,19 @@ class Application {
     metrics_.gauge("hawker_storage_queue_depth", "Jobs waiting for the storage threads", {"queue"})
         .with({"read"})
         .set(static_cast<double>(sc.read_queue_depth));
+    metrics_
+        .counter("hawker_storage_group_runs_total",
+                 "Runs of grouped write jobs (orders) run together in one go")
+        .with({})
+        .set_total(static_cast<double>(sc.group_runs));
+    metrics_.counter("hawker_storage_group_jobs_total", "Write jobs run as part of a group run")
+        .with({})
+        .set_total(static_cast<double>(sc.jobs_in_group_runs));
+    metrics_
+        .counter("hawker_storage_group_fallbacks_total",
+                 "Group runs that failed and were run job by job instead")
+        .with({})
+        .set_total(static_cast<double>(sc.group_fallbacks));
     double mean_batch =
         sc.commits == 0 ? 0.0
                         : static_cast<double>(sc.batch_size_sum) / static_cast<double>(sc.commits);

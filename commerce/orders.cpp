@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <bit>
+#include <unordered_set>
+
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/secret.h"
@@ -197,6 +201,97 @@ nlohmann::json problem_body(int status, std::string_view slug, std::string_view 
           {"title", title},
           {"status", status},
           {"detail", detail}};
+}
+
+/// A reserved order for `request` at the product's price, with a new id and token.
+Result<Order> new_order(const OrderRequest& request, int64_t unit_price_minor,
+                        std::string_view currency, int64_t now_ms, int64_t window_ms) {
+  // Time-ordered, so each order's index entries go to the end of their B-trees: a batch of
+  // orders dirties a few pages instead of one random page per order and per index.
+  auto id = time_ordered_token("ord_", now_ms, 12);
+  auto token = time_ordered_token("otk_", now_ms, 24);
+  if (!id || !token) return unexpected(ErrorCode::kInternal, "no randomness");
+  Order o;
+  o.id = id->reveal();
+  o.token = token->reveal();
+  o.product_id = request.product_id;
+  o.quantity = request.quantity;
+  o.unit_price_minor = unit_price_minor;
+  o.amount_minor = unit_price_minor * request.quantity;
+  o.currency = std::string(currency);
+  o.email = request.email;
+  o.name = request.name;
+  o.shipping_address = request.shipping_address;
+  o.status = OrderStatus::kReserved;
+  o.created_at_ms = now_ms;
+  o.updated_at_ms = now_ms;
+  o.expires_at_ms = now_ms + window_ms;
+  return o;
+}
+
+/// Rows inserted many to a statement: the statement text for 1, 2, 4 ... kMaxRows rows, made
+/// once, so that a table needs a handful of cached statements whatever the number of rows.
+class BulkInsert {
+ public:
+  static constexpr size_t kMaxRows = 32;
+
+  /// `head` is "INSERT INTO t (a, b) VALUES ", `row` "(?, ?)" with `params` parameters.
+  BulkInsert(std::string_view head, std::string_view row, int params) : params_(params) {
+    for (size_t k = 0; k < sql_.size(); ++k) {
+      std::string& sql = sql_[k];
+      sql = head;
+      for (size_t r = 0; r < (size_t{1} << k); ++r) {
+        if (r > 0) sql += ", ";
+        sql += row;
+      }
+    }
+  }
+
+  /// Inserts rows 0 to count - 1. `bind(stmt, first, i)` binds row i's values from parameter
+  /// `first` on; `inserted(begin, rows, last_rowid)` hears of each statement's rows.
+  template <typename Bind, typename Inserted>
+  Status insert(storage::Database& db, size_t count, const Bind& bind,
+                const Inserted& inserted) const {
+    size_t begin = 0;
+    while (begin < count) {
+      size_t rows = std::bit_floor(std::min(count - begin, kMaxRows));
+      auto stmt = db.cached(sql_[static_cast<size_t>(std::countr_zero(rows))]);
+      if (!stmt) return std::move(stmt).error();
+      for (size_t r = 0; r < rows; ++r) bind(**stmt, static_cast<int>(r) * params_ + 1, begin + r);
+      HAWKER_TRY_STATUS((*stmt)->run(), "bulk insert");
+      inserted(begin, rows, db.last_insert_rowid());
+      begin += rows;
+    }
+    return ok_status();
+  }
+
+ private:
+  std::array<std::string, std::bit_width(kMaxRows)> sql_;
+  int params_;
+};
+
+/// The answer to an order whose stock could not be taken: the product is not on sale (404),
+/// or has `stock` units left, fewer than `quantity` (409).
+StoredAnswer refused_answer(bool on_sale, int64_t stock, int64_t quantity) {
+  StoredAnswer answer;
+  nlohmann::json problem;
+  if (!on_sale) {
+    answer.status = 404;
+    problem = problem_body(404, "product-not-found", "Product not found", "no such product on sale");
+    answer.outcome = "not_found";
+  } else if (stock == 0) {
+    answer.status = 409;
+    problem = problem_body(409, "sold-out", "Sold out", "no units left");
+    answer.outcome = "sold_out";
+  } else {
+    answer.status = 409;
+    problem = problem_body(409, "insufficient-stock", "Insufficient stock",
+                           fmt::format("{} asked, {} left", quantity, stock));
+    problem["available"] = stock;
+    answer.outcome = "insufficient_stock";
+  }
+  answer.body = problem.dump();
+  return answer;
 }
 
 /// A 201 replayed from a key: the order as it was created, whatever happened since.
@@ -760,24 +855,8 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
   if (db.changes() == 0) {
     auto p = find_product(db, request.product_id);
     if (!p) return unexpected(std::move(p).error());
-    nlohmann::json problem;
-    if (!p->has_value() || !(*p)->active) {
-      res.answer.status = 404;
-      problem =
-          problem_body(404, "product-not-found", "Product not found", "no such product on sale");
-      res.answer.outcome = "not_found";
-    } else if ((*p)->stock == 0) {
-      res.answer.status = 409;
-      problem = problem_body(409, "sold-out", "Sold out", "no units left");
-      res.answer.outcome = "sold_out";
-    } else {
-      res.answer.status = 409;
-      problem = problem_body(409, "insufficient-stock", "Insufficient stock",
-                             fmt::format("{} asked, {} left", request.quantity, (*p)->stock));
-      problem["available"] = (*p)->stock;
-      res.answer.outcome = "insufficient_stock";
-    }
-    res.answer.body = problem.dump();
+    bool on_sale = p->has_value() && (*p)->active;
+    res.answer = refused_answer(on_sale, on_sale ? (*p)->stock : 0, request.quantity);
     HAWKER_TRY_STATUS(store_answer(nullptr), "store answer");
     return res;
   }
@@ -791,29 +870,12 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
     return unexpected(ErrorCode::kInternal, "the product vanished after its stock was taken");
   }
   int64_t after = (*taken)->column_int64(0);
-  Order o;
-  o.unit_price_minor = (*taken)->column_int64(1);
-  o.currency = std::string((*taken)->column_text(2));
+  auto built = new_order(request, (*taken)->column_int64(1), (*taken)->column_text(2), now_ms,
+                         window_ms);
   int64_t threshold = (*taken)->column_int64(3);
   (*taken)->reset();
-
-  // Time-ordered, so each order's index entries go to the end of their B-trees: a batch of
-  // orders dirties a few pages instead of one random page per order and per index.
-  auto id = time_ordered_token("ord_", now_ms, 12);
-  auto token = time_ordered_token("otk_", now_ms, 24);
-  if (!id || !token) return unexpected(ErrorCode::kInternal, "no randomness");
-  o.id = id->reveal();
-  o.token = token->reveal();
-  o.product_id = request.product_id;
-  o.quantity = request.quantity;
-  o.amount_minor = o.unit_price_minor * o.quantity;
-  o.email = request.email;
-  o.name = request.name;
-  o.shipping_address = request.shipping_address;
-  o.status = OrderStatus::kReserved;
-  o.created_at_ms = now_ms;
-  o.updated_at_ms = now_ms;
-  o.expires_at_ms = now_ms + window_ms;
+  if (!built) return unexpected(std::move(built).error());
+  Order o = std::move(*built);
 
   auto ins = db.cached(
       "INSERT INTO orders (id, token, product_id, quantity, unit_price_minor, amount_minor, "
@@ -849,6 +911,237 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
   HAWKER_TRY_STATUS(store_answer(&o), "store answer");
   res.order = std::move(o);
   return res;
+}
+
+Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const> attempts,
+                      const PaymentUrlFn& payment_url, std::vector<Reservation>& out) {
+  static const BulkInsert kOrders(
+      "INSERT INTO orders (id, token, product_id, quantity, unit_price_minor, amount_minor, "
+      "currency, email, name, shipping_address, status, created_at_ms, expires_at_ms, "
+      "updated_at_ms) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)", 13);
+  static const BulkInsert kMovements(
+      "INSERT INTO stock_movements (product_id, kind, delta, reason, order_id, created_at_ms) "
+      "VALUES ",
+      "(?, 'reservation', ?, 'reserved', ?, ?)", 4);
+  static const BulkInsert kCreatedEvents("INSERT INTO events (id, type, data, created_at_ms) VALUES ",
+                                         "(?, 'order.created', ?, ?)", 3);
+  static const BulkInsert kKeys(
+      "INSERT INTO idempotency_keys (key, fingerprint, status, order_id, body, created_at_ms) "
+      "VALUES ",
+      "(?, ?, ?, ?, ?, ?)", 6);
+
+  const size_t n = attempts.size();
+  out.clear();
+  out.resize(n);
+  {
+    // The loop never queues a key while an attempt with it is in flight; were it to, the second
+    // must see the first one's answer, which only one attempt after the other gives.
+    std::unordered_set<std::string_view> keys;
+    keys.reserve(n);
+    for (const OrderAttempt* a : attempts) {
+      if (!keys.insert(a->idempotency_key).second) {
+        return unexpected(ErrorCode::kInvalidArgument, "an Idempotency-Key twice in one run");
+      }
+    }
+  }
+
+  // Keys stored before are retries or reuses: reserve_order answers those from the key and
+  // writes nothing. The others are new; what reserve_order works out before writing is worked
+  // out for them here.
+  std::vector<size_t> fresh;
+  fresh.reserve(n);
+  std::vector<std::string> addresses(n);
+  std::vector<std::string> fingerprints(n);
+  for (size_t i = 0; i < n; ++i) {
+    const OrderAttempt& a = *attempts[i];
+    auto seen = db.cached("SELECT 1 FROM idempotency_keys WHERE key = ?");
+    if (!seen) return unexpected(std::move(seen).error());
+    (*seen)->bind_text_view(1, a.idempotency_key);
+    auto step = (*seen)->step();
+    if (!step) return unexpected(std::move(step).error());
+    (*seen)->reset();
+    if (*step == storage::Statement::Step::kRow) {
+      auto replay = reserve_order(db, a.idempotency_key, a.request, a.now_ms, a.window_ms,
+                                  payment_url);
+      if (!replay) return unexpected(std::move(replay).error());
+      out[i] = std::move(*replay);
+      continue;
+    }
+    fresh.push_back(i);
+    addresses[i] = a.request.shipping_address.dump();
+    fingerprints[i] = request_fingerprint(a.request, addresses[i]);
+  }
+
+  // Each product's stock is handed out in queue order, as one attempt after the other would
+  // take it, and taken with one UPDATE.
+  std::vector<std::string_view> products;
+  for (size_t i : fresh) {
+    std::string_view id = attempts[i]->request.product_id;
+    if (std::find(products.begin(), products.end(), id) == products.end()) products.push_back(id);
+  }
+  std::vector<Order> orders;
+  std::vector<size_t> order_attempt;  // the attempt each order answers
+  orders.reserve(fresh.size());
+  order_attempt.reserve(fresh.size());
+  struct StockChange {
+    std::string_view product_id;
+    int64_t before = 0;
+    int64_t after = 0;
+    int64_t threshold = 0;
+    size_t last_attempt = 0;  // the last attempt that took units: it carries the stock events
+  };
+  std::vector<StockChange> changes;
+  for (std::string_view product_id : products) {
+    auto read = db.cached(
+        "SELECT stock, price_minor, currency, low_stock_threshold, active, deleted FROM products "
+        "WHERE id = ?");
+    if (!read) return unexpected(std::move(read).error());
+    (*read)->bind_text_view(1, product_id);
+    auto row = (*read)->step();
+    if (!row) return unexpected(std::move(row).error().with_context("read product"));
+    bool on_sale = *row == storage::Statement::Step::kRow && (*read)->column_int64(4) != 0 &&
+                   (*read)->column_int64(5) == 0;
+    StockChange change{product_id};
+    int64_t price = 0;
+    std::string currency;
+    if (on_sale) {
+      change.before = (*read)->column_int64(0);
+      price = (*read)->column_int64(1);
+      currency = std::string((*read)->column_text(2));
+      change.threshold = (*read)->column_int64(3);
+    }
+    (*read)->reset();
+    int64_t stock = change.before;
+    for (size_t i : fresh) {
+      const OrderAttempt& a = *attempts[i];
+      if (a.request.product_id != product_id) continue;
+      if (!on_sale || stock < a.request.quantity) {
+        out[i].answer = refused_answer(on_sale, stock, a.request.quantity);
+        continue;
+      }
+      stock -= a.request.quantity;
+      auto o = new_order(a.request, price, currency, a.now_ms, a.window_ms);
+      if (!o) return unexpected(std::move(o).error());
+      orders.push_back(std::move(*o));
+      order_attempt.push_back(i);
+      change.last_attempt = i;
+    }
+    if (stock == change.before) continue;
+    change.after = stock;
+    auto take = db.cached("UPDATE products SET stock = ?1 WHERE id = ?2 AND stock = ?3");
+    if (!take) return unexpected(std::move(take).error());
+    (*take)->bind_int64(1, change.after).bind_text_view(2, product_id).bind_int64(3, change.before);
+    HAWKER_TRY_STATUS((*take)->run(), "take stock");
+    if (db.changes() != 1) return unexpected(ErrorCode::kInternal, "stock changed while taken");
+    changes.push_back(change);
+  }
+
+  // The orders, their movements and their events, many rows to a statement.
+  HAWKER_TRY_STATUS(kOrders.insert(
+                        db, orders.size(),
+                        [&](storage::Statement& s, int p, size_t k) {
+                          const Order& o = orders[k];
+                          s.bind_text_view(p, o.id)
+                              .bind_text_view(p + 1, o.token)
+                              .bind_text_view(p + 2, o.product_id)
+                              .bind_int64(p + 3, o.quantity)
+                              .bind_int64(p + 4, o.unit_price_minor)
+                              .bind_int64(p + 5, o.amount_minor)
+                              .bind_text_view(p + 6, o.currency)
+                              .bind_text_view(p + 7, o.email)
+                              .bind_text_view(p + 8, o.name)
+                              .bind_text_view(p + 9, addresses[order_attempt[k]])
+                              .bind_int64(p + 10, o.created_at_ms)
+                              .bind_int64(p + 11, o.expires_at_ms)
+                              .bind_int64(p + 12, o.updated_at_ms);
+                        },
+                        [](size_t, size_t, int64_t) {}),
+                    "insert orders");
+  HAWKER_TRY_STATUS(kMovements.insert(
+                        db, orders.size(),
+                        [&](storage::Statement& s, int p, size_t k) {
+                          const Order& o = orders[k];
+                          s.bind_text_view(p, o.product_id)
+                              .bind_int64(p + 1, -o.quantity)
+                              .bind_text_view(p + 2, o.id)
+                              .bind_int64(p + 3, o.created_at_ms);
+                        },
+                        [](size_t, size_t, int64_t) {}),
+                    "reservation movements");
+  std::vector<Event> created(orders.size());
+  for (size_t k = 0; k < orders.size(); ++k) {
+    // Time-ordered like seq; 16 random bytes keep ids unique without an index.
+    auto id = time_ordered_token("evt_", orders[k].created_at_ms, 16);
+    if (!id) return unexpected(std::move(id).error());
+    created[k].id = id->reveal();
+    created[k].type = std::string(event_type::kOrderCreated);
+    created[k].data_text = event_data(orders[k]);
+    created[k].created_at_ms = orders[k].created_at_ms;
+  }
+  HAWKER_TRY_STATUS(kCreatedEvents.insert(
+                        db, created.size(),
+                        [&](storage::Statement& s, int p, size_t k) {
+                          s.bind_text_view(p, created[k].id)
+                              .bind_text_view(p + 1, created[k].data_text)
+                              .bind_int64(p + 2, created[k].created_at_ms);
+                        },
+                        [&](size_t begin, size_t rows, int64_t last_rowid) {
+                          // One writer, one statement: its rows took the seqs up to the last.
+                          for (size_t r = 0; r < rows; ++r) {
+                            created[begin + r].seq =
+                                last_rowid - static_cast<int64_t>(rows - 1 - r);
+                          }
+                        }),
+                    "order.created");
+  for (size_t k = 0; k < orders.size(); ++k) {
+    out[order_attempt[k]].events.push_back(std::move(created[k]));
+  }
+  for (const StockChange& c : changes) {
+    const OrderAttempt& last = *attempts[c.last_attempt];
+    HAWKER_TRY_STATUS(append_stock_events(db, last.request.product_id, c.before, c.after,
+                                          c.threshold, last.now_ms, out[c.last_attempt].events),
+                      "stock events");
+  }
+
+  // The answers, and the keys that keep them: a 201 as its order, any other as its body.
+  for (size_t k = 0; k < orders.size(); ++k) {
+    Reservation& r = out[order_attempt[k]];
+    r.answer.status = 201;
+    r.answer.body =
+        created_answer(orders[k], addresses[order_attempt[k]], payment_url(orders[k]));
+    r.answer.outcome = "reserved";
+  }
+  std::vector<const Order*> order_for(n, nullptr);
+  for (size_t k = 0; k < orders.size(); ++k) order_for[order_attempt[k]] = &orders[k];
+  HAWKER_TRY_STATUS(kKeys.insert(
+                        db, fresh.size(),
+                        [&](storage::Statement& s, int p, size_t k) {
+                          size_t i = fresh[k];
+                          s.bind_text_view(p, attempts[i]->idempotency_key)
+                              .bind_text_view(p + 1, fingerprints[i])
+                              .bind_int64(p + 2, out[i].answer.status)
+                              .bind_int64(p + 5, attempts[i]->now_ms);
+                          if (order_for[i] != nullptr) {
+                            s.bind_text_view(p + 3, order_for[i]->id).bind_null(p + 4);
+                          } else {
+                            s.bind_null(p + 3).bind_text_view(p + 4, out[i].answer.body);
+                          }
+                        },
+                        [](size_t, size_t, int64_t) {}),
+                    "store answers");
+  for (size_t k = 0; k < orders.size(); ++k) out[order_attempt[k]].order = std::move(orders[k]);
+  return ok_status();
+}
+
+Result<Reservation> OrderIntake::run_one(storage::Database& db, const OrderAttempt& attempt) {
+  return reserve_order(db, attempt.idempotency_key, attempt.request, attempt.now_ms,
+                       attempt.window_ms, payment_url_);
+}
+
+Status OrderIntake::run_many(storage::Database& db, std::span<const OrderAttempt* const> attempts,
+                             std::vector<Reservation>& out) {
+  return reserve_orders(db, attempts, payment_url_, out);
 }
 
 Result<std::optional<Order>> find_order_by_token(storage::Database& db, std::string_view token) {

@@ -14,6 +14,7 @@
 #include "core/result.h"
 #include "storage/migrations.h"
 #include "storage/sqlite.h"
+#include "storage/store.h"
 
 namespace hawker::commerce {
 
@@ -133,6 +134,38 @@ using PaymentUrlFn = std::function<std::string(const Order&)>;
 Result<Reservation> reserve_order(storage::Database& db, std::string_view idempotency_key,
                                   const OrderRequest& request, int64_t now_ms, int64_t window_ms,
                                   const PaymentUrlFn& payment_url);
+
+/// One POST /api/orders as the loop hands it to the storage thread.
+struct OrderAttempt {
+  std::string idempotency_key;
+  OrderRequest request;
+  int64_t now_ms = 0;
+  int64_t window_ms = 0;
+};
+
+/// Many attempts at once, with the outcome reserve_order would give each in turn: a replay or
+/// a refused key reuse for keys stored before, and for the others each product's stock handed
+/// out in order, the units taken with one UPDATE per product, the orders, their movements,
+/// their order.created events and the keys written many rows to a statement. A product's
+/// stock events (stock.changed, and stock.low or stock.sold_out when crossed) are written once
+/// for the run, from its stock before to its stock after, and go with the last order that took
+/// units of it. `out` gets one Reservation per attempt. An error (a key twice in `attempts`,
+/// an SQLite failure) leaves anything written to the caller to roll back.
+Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const> attempts,
+                      const PaymentUrlFn& payment_url, std::vector<Reservation>& out);
+
+/// The storage job group of order attempts: queued together, they run as reserve_orders; alone
+/// (or when that fails), each as reserve_order.
+class OrderIntake final : public storage::JobGroup<OrderAttempt, Reservation> {
+ public:
+  explicit OrderIntake(PaymentUrlFn payment_url) : payment_url_(std::move(payment_url)) {}
+  Result<Reservation> run_one(storage::Database& db, const OrderAttempt& attempt) override;
+  Status run_many(storage::Database& db, std::span<const OrderAttempt* const> attempts,
+                  std::vector<Reservation>& out) override;
+
+ private:
+  PaymentUrlFn payment_url_;
+};
 
 Result<std::optional<Order>> find_order_by_token(storage::Database& db, std::string_view token);
 Result<std::optional<Order>> find_order_by_id(storage::Database& db, std::string_view id);

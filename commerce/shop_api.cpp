@@ -98,6 +98,8 @@ ShopApi::ShopApi(Loop& loop, storage::Store& store, AdminAuth& auth, const Event
       metrics_(metrics),
       clock_(clock),
       provider_(std::move(provider)),
+      order_intake_(std::make_shared<OrderIntake>(
+          [provider = provider_](const Order& o) { return provider->payment_url(o); })),
       options_(options),
       timer_(loop),
       reservation_latency_(
@@ -415,15 +417,12 @@ void ShopApi::create_order(const http::Request& req, const http::ExchangePtr& ex
         409, "idempotency-key-in-flight", "Request in progress",
         "a request with this Idempotency-Key is still being processed; retry shortly"));
   }
-  int64_t now = clock_.wall_ms();
-  int64_t window = options_.payment_window_ms;
-  const PaymentProvider* provider = provider_.get();
-  store_.write<Reservation>(
-      [key, order = std::move(order), now, window, provider](storage::Database& db) {
-        return reserve_order(db, key, order, now, window,
-                             [provider](const Order& o) { return provider->payment_url(o); });
-      },
-      [this, ex, key, started, alive = alive_](Result<Reservation> r) {
+  OrderAttempt attempt{key, std::move(order), clock_.wall_ms(), options_.payment_window_ms};
+  // Reserved with the other orders that queue up meanwhile: one UPDATE per product for all of
+  // them, their rows written many to a statement (OrderIntake, storage::JobGroup).
+  store_.write<OrderAttempt, Reservation>(
+      order_intake_, std::move(attempt),
+      [this, ex, key = std::move(key), started, alive = alive_](Result<Reservation> r) {
         if (!*alive) return;
         in_flight_keys_.erase(key);
         reservation_latency_.observe(static_cast<double>(clock_.steady_ms() - started) / 1000.0);
@@ -435,10 +434,7 @@ void ShopApi::create_order(const http::Request& req, const http::ExchangePtr& ex
         bus_.publish(r->events);
         if (r->order) note_expiry(r->order->expires_at_ms);
         ex->respond(stored_answer(std::move(r->answer)));
-      },
-      // An order writes nothing before its conditional stock UPDATE decided, and depends only
-      // on the database and the request: it can share one savepoint with its batch.
-      storage::WriteMode::kRerunnable);
+      });
 }
 
 void ShopApi::get_order(const http::Request& req, const http::ExchangePtr& ex, OrderKey key) {

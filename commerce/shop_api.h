@@ -82,7 +82,11 @@ class ShopApi {
   const EventBus& bus_;
   Metrics& metrics_;
   const Clock& clock_;
-  std::unique_ptr<PaymentProvider> provider_;
+  /// Shared with order_intake_, whose jobs may outlive a request's handler.
+  std::shared_ptr<PaymentProvider> provider_;
+  /// The storage job group every POST /api/orders is queued to: the orders that queue up
+  /// while a commit syncs are reserved together (docs/commerce.md).
+  std::shared_ptr<OrderIntake> order_intake_;
   ShopOptions options_;
   Timer timer_;
   std::optional<int64_t> next_expiry_ms_;

@@ -119,6 +119,15 @@ Statement& Statement::bind_text(int index, std::string_view value) {
   return *this;
 }
 
+Statement& Statement::bind_text_view(int index, std::string_view value) {
+  // A null pointer would bind NULL; an empty view must stay an empty text.
+  const char* data = value.data() != nullptr ? value.data() : "";
+  check_bind(sqlite3_bind_text64(stmt_.get(), index, data, value.size(), SQLITE_STATIC,
+                                 SQLITE_UTF8),
+             index);
+  return *this;
+}
+
 Statement& Statement::bind_blob(int index, std::span<const uint8_t> value) {
   // A null data pointer would bind NULL; an empty blob must stay a zero-length blob.
   static const uint8_t kEmpty = 0;

@@ -61,6 +61,11 @@ class Statement {
   Statement& bind_int64(int index, int64_t value);
   Statement& bind_double(int index, double value);
   Statement& bind_text(int index, std::string_view value);
+  /// Binds `value` without copying it, for statements that bind many strings the caller
+  /// keeps anyway (rows inserted many to a statement): its bytes must stay valid and unchanged
+  /// until the statement has finished stepping. A statement from Database::cached() drops its
+  /// bindings before it is handed out again.
+  Statement& bind_text_view(int index, std::string_view value);
   Statement& bind_blob(int index, std::span<const uint8_t> value);
   Statement& bind_null(int index);
   /// Named parameters include their prefix: ":id", "@id" or "$id".

@@ -217,80 +217,161 @@ void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>
     begin = db.exec_cached("BEGIN IMMEDIATE");
   };
   // SQLite rolls a whole transaction back on some errors (disk full, I/O), and a job that ran
-  // COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive.
-  auto transaction_lost = [&](detail::Job& job, const Status& outcome) {
+  // COMMIT or ROLLBACK itself ended it too: the earlier jobs' work did not survive. `jobs`
+  // ran in it and fail with the rest; a single job that failed keeps its own error.
+  auto transaction_lost = [&](std::span<detail::Job* const> jobs, const Status& outcome) {
     Error why{ErrorCode::kInternal, "the batch transaction ended inside a job"};
     if (!outcome) why = outcome.error().with_context("the batch transaction was rolled back");
-    if (outcome) job.fail(why);
-    ++jobs_failed_;
+    bool own_error = !outcome && jobs.size() == 1;
+    if (!own_error) {
+      for (detail::Job* job : jobs) job->fail(why);
+    }
+    jobs_failed_ += jobs.size();
     start_over(why);
   };
+  // A later failure of a job that is not rerunnable must not undo the rerunnable jobs before
+  // it, nor a later rerun undo it: the shared savepoint closes first.
+  auto close_run = [&]() -> Status {
+    if (!run_open) return ok_status();
+    run.clear();
+    run_open = false;
+    return db.exec_cached("RELEASE run");
+  };
 
-  for (auto& job : batch) {
+  auto run_single = [&](detail::Job& job) {
     if (!begin) {
-      job->fail(begin.error().with_context("begin write transaction"));
+      job.fail(begin.error().with_context("begin write transaction"));
       ++jobs_failed_;
-      continue;
+      return;
     }
     ++in_transaction;
-    bool rerunnable = job->rerunnable();
-    if (!rerunnable && run_open) {
-      // A later failure of this job must not undo the rerunnable jobs before it, nor a later
-      // rerun undo this one.
-      Status release = db.exec_cached("RELEASE run");
-      run.clear();
-      run_open = false;
+    bool rerunnable = job.rerunnable();
+    if (!rerunnable) {
+      Status release = close_run();
       if (!release) {
-        job->fail(release.error());
+        job.fail(release.error());
         ++jobs_failed_;
         start_over(std::move(release).error().with_context("release savepoint"));
-        continue;
+        return;
       }
     }
     if (!rerunnable || !run_open) {
       Status savepoint = db.exec_cached(rerunnable ? "SAVEPOINT run" : "SAVEPOINT job");
       if (!savepoint) {
-        job->fail(std::move(savepoint).error());
+        job.fail(std::move(savepoint).error());
         ++jobs_failed_;
-        continue;
+        return;
       }
       run_open = rerunnable;
     }
     int64_t changes_before = db.total_changes();
-    Status outcome = job->run(db);
+    Status outcome = job.run(db);
     db.reset_all_statements();
     if (db.autocommit()) {
-      transaction_lost(*job, outcome);
-      continue;
+      detail::Job* lost = &job;
+      transaction_lost(std::span(&lost, 1), outcome);
+      return;
     }
     if (rerunnable) {
       if (outcome) {
-        pending.push_back(job.get());
-        run.push_back(job.get());
-        continue;
+        pending.push_back(&job);
+        run.push_back(&job);
+        return;
       }
       ++jobs_failed_;
       // The usual refusal wrote nothing, and there is nothing to undo.
-      if (db.total_changes() == changes_before) continue;
+      if (db.total_changes() == changes_before) return;
       Status redone = rerun(db, run, pending);
       if (!redone) start_over(std::move(redone).error().with_context("roll back failed job"));
-      continue;
+      return;
     }
     if (outcome) {
       Status release = db.exec_cached("RELEASE job");
       if (release) {
-        pending.push_back(job.get());
-        continue;
+        pending.push_back(&job);
+        return;
       }
-      job->fail(release.error());
+      job.fail(release.error());
       ++jobs_failed_;
       start_over(std::move(release).error().with_context("release savepoint"));
-      continue;
+      return;
     }
     ++jobs_failed_;
     Status undo = db.exec_cached("ROLLBACK TO job");
     if (undo) undo = db.exec_cached("RELEASE job");
     if (!undo) start_over(std::move(undo).error().with_context("roll back failed job"));
+  };
+
+  // Jobs of one group queued back to back run together in one savepoint of their own; when
+  // that fails, it is rolled back and each of them runs alone, so the outcome is the same.
+  auto run_group = [&](detail::GroupRunner& group, std::span<detail::Job* const> jobs) {
+    auto fail_all = [&](const Error& why) {
+      for (detail::Job* job : jobs) job->fail(why);
+      jobs_failed_ += jobs.size();
+    };
+    if (!begin) {
+      for (detail::Job* job : jobs) run_single(*job);
+      return;
+    }
+    Status opened = close_run();
+    if (!opened) {
+      fail_all(opened.error());
+      start_over(std::move(opened).error().with_context("release savepoint"));
+      return;
+    }
+    opened = db.exec_cached("SAVEPOINT job");
+    if (!opened) {
+      fail_all(std::move(opened).error());
+      return;
+    }
+    Status outcome = group.run_jobs(db, jobs);
+    db.reset_all_statements();
+    if (db.autocommit()) {
+      in_transaction += jobs.size();
+      transaction_lost(jobs, outcome);
+      return;
+    }
+    if (outcome) {
+      Status release = db.exec_cached("RELEASE job");
+      if (!release) {
+        fail_all(release.error());
+        start_over(std::move(release).error().with_context("release savepoint"));
+        return;
+      }
+      in_transaction += jobs.size();
+      pending.insert(pending.end(), jobs.begin(), jobs.end());
+      ++group_runs_;
+      jobs_in_group_runs_ += jobs.size();
+      return;
+    }
+    Status undo = db.exec_cached("ROLLBACK TO job");
+    if (undo) undo = db.exec_cached("RELEASE job");
+    if (!undo) {
+      fail_all(undo.error());
+      start_over(std::move(undo).error().with_context("roll back job group"));
+      return;
+    }
+    ++group_fallbacks_;
+    log::warn(kComponent, "a run of {} grouped jobs failed, running each alone: {}", jobs.size(),
+              outcome.error().message);
+    for (detail::Job* job : jobs) run_single(*job);
+  };
+
+  std::vector<detail::Job*> group_jobs;
+  for (size_t i = 0; i < batch.size();) {
+    detail::GroupRunner* group = batch[i]->group();
+    size_t end = i + 1;
+    if (group != nullptr) {
+      while (end < batch.size() && batch[end]->group() == group) ++end;
+    }
+    if (end - i < 2) {
+      run_single(*batch[i]);
+    } else {
+      group_jobs.clear();
+      for (size_t k = i; k < end; ++k) group_jobs.push_back(batch[k].get());
+      run_group(*group, group_jobs);
+    }
+    i = end;
   }
 
   if (begin && !db.autocommit()) {
@@ -400,6 +481,9 @@ StoreCounters Store::counters() const {
   for (size_t i = 0; i < c.batch_size_buckets.size(); ++i)
     c.batch_size_buckets[i] = batch_size_buckets_[i];
   c.batch_size_sum = batch_size_sum_;
+  c.group_runs = group_runs_;
+  c.jobs_in_group_runs = jobs_in_group_runs_;
+  c.group_fallbacks = group_fallbacks_;
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,42 @@ enum class WriteMode {
   kRerunnable,
 };
 
+/// Jobs of one kind that the writer may run together. When several of them stand next to each
+/// other in the write queue, the writer hands all of them to run_many at once, inside one
+/// SAVEPOINT of the batch transaction, so that their statements can each write many rows and
+/// read what they share once. A job that stands alone runs through run_one; so does every job
+/// of a run whose run_many failed, after the writer rolled back what run_many wrote. Each job
+/// is then a WriteMode::kRerunnable job, and run_one must keep that mode's promises. The
+/// outcome must be the one run_one would give each input in queue order.
+template <typename In, typename Out>
+class JobGroup : public detail::GroupRunner {
+ public:
+  /// One input alone (see above).
+  virtual Result<Out> run_one(Database& db, const In& input) = 0;
+  /// Every input of a run, in queue order. On success, one value per input in `out`, in the
+  /// same order, each committed with the batch. An error means nothing of it is kept.
+  virtual Status run_many(Database& db, std::span<const In* const> inputs,
+                          std::vector<Out>& out) = 0;
+
+  Status run_jobs(Database& db, std::span<detail::Job* const> jobs) final {
+    // The writer hands over only jobs whose group() is this one, and only GroupJobs of this
+    // type return it.
+    using Job = detail::GroupJob<In, Out, JobGroup>;
+    std::vector<const In*> inputs;
+    inputs.reserve(jobs.size());
+    for (detail::Job* job : jobs) inputs.push_back(&static_cast<Job*>(job)->input());
+    std::vector<Out> out;
+    out.reserve(jobs.size());
+    Status status = run_many(db, inputs, out);
+    if (!status) return status;
+    if (out.size() != jobs.size()) {
+      return Error{ErrorCode::kInternal, "a job group answered a different number of jobs"};
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) static_cast<Job*>(jobs[i])->set(std::move(out[i]));
+    return ok_status();
+  }
+};
+
 /// Upper bounds of the batch-size histogram buckets; the last count is for larger batches.
 inline constexpr std::array<size_t, 11> kBatchSizeBuckets = {1,  2,   4,   8,   16,  32,
                                                              64, 128, 256, 512, 1024};
@@ -73,6 +110,11 @@ struct StoreCounters {
   /// greater than the previous bound; the final entry counts larger ones.
   std::array<uint64_t, kBatchSizeBuckets.size() + 1> batch_size_buckets{};
   uint64_t batch_size_sum = 0;
+  /// Runs of grouped jobs run together (JobGroup::run_many), the jobs in them, and the runs
+  /// that failed and were run job by job instead.
+  uint64_t group_runs = 0;
+  uint64_t jobs_in_group_runs = 0;
+  uint64_t group_fallbacks = 0;
 };
 
 /// The database as the rest of hawker sees it. One storage thread owns the write connection
@@ -110,6 +152,14 @@ class Store {
         std::move(work), std::move(done), false, mode == WriteMode::kRerunnable));
   }
   void write(std::function<Status(Database&)> work, std::function<void(Status)> done);
+  /// Queues a write of `group`'s kind: run with the jobs of the same group queued next to it,
+  /// or alone (see JobGroup). `done` is called as for the other writes.
+  template <typename In, typename Out>
+  void write(std::shared_ptr<JobGroup<In, Out>> group, In input,
+             std::function<void(Result<Out>)> done) {
+    submit_write(std::make_unique<detail::GroupJob<In, Out, JobGroup<In, Out>>>(
+        std::move(group), std::move(input), std::move(done)));
+  }
 
   /// Queues a read on a reader thread; the work runs inside one read transaction, so it sees a
   /// single committed snapshot.
@@ -211,6 +261,9 @@ class Store {
   std::atomic<size_t> read_queue_depth_{0};
   std::array<std::atomic<uint64_t>, kBatchSizeBuckets.size() + 1> batch_size_buckets_{};
   std::atomic<uint64_t> batch_size_sum_{0};
+  std::atomic<uint64_t> group_runs_{0};
+  std::atomic<uint64_t> jobs_in_group_runs_{0};
+  std::atomic<uint64_t> group_fallbacks_{0};
 };
 
 }  // namespace hawker::storage

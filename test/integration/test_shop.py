@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import threading
 import time
 import unittest
@@ -248,6 +249,14 @@ class OrdersTest(ShopCase):
         self.assertEqual(l["reserved"], 100)
         _, _, pub = self.api("GET", f"/api/products/{pid}")
         self.assertTrue(pub["sold_out"])
+        # Orders that queued together were reserved together (docs/commerce.md), and none of
+        # those runs had to fall back to one order at a time.
+        _, _, text = self.api("GET", "/metrics")
+        metric = lambda name: float(re.search(rf"^{name} (\S+)$", text.decode(), re.M).group(1))
+        self.assertGreater(metric("hawker_storage_group_runs_total"), 0)
+        self.assertGreater(metric("hawker_storage_group_jobs_total"),
+                           2 * metric("hawker_storage_group_runs_total") - 1)
+        self.assertEqual(metric("hawker_storage_group_fallbacks_total"), 0)
 
     def test_idempotency_keys(self):
         pid = self.product(10)["id"]

@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "commerce/catalogue.h"
 #include "core/secret.h"
@@ -633,4 +637,208 @@ TEST_CASE("products validate their fields and sniff images") {
   CHECK(sniff_image_type(std::string("\x89PNG\r\n\x1a\n....", 12)) == "image/png");
   CHECK(sniff_image_type(std::string("RIFF\x10\0\0\0WEBPVP8 ", 16)) == "image/webp");
   CHECK(sniff_image_type("<svg onload=alert(1)>") == "");
+}
+
+namespace {
+
+/// Products with the same ids in every database of a comparison: on sale with little stock,
+/// inactive, and deleted.
+void seed_products(storage::Database& db) {
+  REQUIRE(db.exec(R"sql(
+INSERT INTO products (id, title, price_minor, currency, stock, low_stock_threshold, active,
+                      deleted, created_at_ms, updated_at_ms) VALUES
+  ('prod_few', 'Few', 1500, 'EUR', 9, 4, 1, 0, 1, 1),
+  ('prod_more', 'More', 990, 'USD', 120, 12, 1, 0, 1, 1),
+  ('prod_off', 'Off', 500, 'EUR', 5, 2, 0, 0, 1, 1),
+  ('prod_gone', 'Gone', 500, 'EUR', 5, 2, 1, 1, 1, 1);
+INSERT INTO stock_movements (product_id, kind, delta, reason, created_at_ms)
+  SELECT id, 'adjustment', stock, 'initial stock', 1 FROM products;
+)sql"));
+}
+
+/// An answer with what differs between two runs of the same attempts taken out: the random
+/// ids, tokens and the payment URL made of the token.
+nlohmann::json comparable(const StoredAnswer& a) {
+  nlohmann::json j = nlohmann::json::parse(a.body);
+  j.erase("id");
+  j.erase("token");
+  j.erase("payment_url");
+  return {{"status", a.status}, {"outcome", a.outcome}, {"replayed", a.replayed}, {"body", j}};
+}
+
+int64_t count_rows(storage::Database& db, const std::string& sql) {
+  auto stmt = db.prepare(sql);
+  REQUIRE(stmt);
+  REQUIRE(*stmt->step() == storage::Statement::Step::kRow);
+  return stmt->column_int64(0);
+}
+
+}  // namespace
+
+TEST_CASE("orders reserved together answer as the same orders reserved one by one") {
+  // The same 400 attempts, in runs of 1 to 40, go one at a time through reserve_order into
+  // one database and a run at a time through reserve_orders into another: every answer, the
+  // stock and the ledger must come out the same. Attempts mix products on sale, inactive,
+  // deleted and unknown, quantities that do not fit, and keys used before with the same body
+  // (a replay) or another (422).
+  auto one_by_one = shop_db();
+  auto together = shop_db();
+  seed_products(one_by_one);
+  seed_products(together);
+  const std::vector<std::string> products = {"prod_few", "prod_few",  "prod_more", "prod_more",
+                                             "prod_more", "prod_off", "prod_gone", "prod_none"};
+  uint64_t seed = 20261204;
+  auto next = [&seed](uint64_t bound) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % bound;
+  };
+  std::vector<OrderAttempt> attempts;
+  std::vector<size_t> run_sizes;
+  size_t used_before_run = 0;  // keys of earlier runs may come again
+  while (attempts.size() < 400) {
+    size_t size = 1 + next(40);
+    std::set<std::string> run_keys;  // a key comes at most once per run
+    for (size_t k = 0; k < size; ++k) {
+      OrderAttempt a;
+      a.now_ms = 1'700'000'000'000 + static_cast<int64_t>(attempts.size()) * 7;
+      a.window_ms = 600'000;
+      const OrderAttempt* earlier =
+          used_before_run > 0 && next(8) == 0 ? &attempts[next(used_before_run)] : nullptr;
+      if (earlier != nullptr && run_keys.insert(earlier->idempotency_key).second) {
+        a.idempotency_key = earlier->idempotency_key;
+        a.request = earlier->request;
+        if (next(2) == 0) a.request.quantity = earlier->request.quantity % kMaxQuantity + 1;
+      } else {
+        a.idempotency_key = fmt::format("key-{}", attempts.size());
+        a.request.product_id = products[next(products.size())];
+        a.request.quantity = 1 + static_cast<int64_t>(next(5));
+        a.request.email = fmt::format("buyer{}@example.com", attempts.size());
+        a.request.name = "Buyer \"B\"";
+        if (next(3) == 0) {
+          a.request.shipping_address = {{"line1", "1 Main St"}, {"city", "Ghent"}};
+        } else {
+          a.request.shipping_address = "1 Main St";
+        }
+      }
+      attempts.push_back(std::move(a));
+    }
+    run_sizes.push_back(size);
+    used_before_run = attempts.size();
+  }
+
+  std::vector<Reservation> solo;
+  std::vector<Reservation> grouped;
+  size_t begin = 0;
+  for (size_t size : run_sizes) {
+    REQUIRE(one_by_one.exec("BEGIN").ok());
+    for (size_t i = begin; i < begin + size; ++i) {
+      const OrderAttempt& a = attempts[i];
+      auto r = reserve_order(one_by_one, a.idempotency_key, a.request, a.now_ms, a.window_ms, kUrl);
+      REQUIRE(r);
+      solo.push_back(std::move(*r));
+    }
+    REQUIRE(one_by_one.exec("COMMIT").ok());
+    std::vector<const OrderAttempt*> run;
+    for (size_t i = begin; i < begin + size; ++i) run.push_back(&attempts[i]);
+    std::vector<Reservation> out;
+    REQUIRE(together.exec("BEGIN").ok());
+    Status status = reserve_orders(together, run, kUrl, out);
+    std::string why = status.ok() ? std::string() : status.error().message;
+    INFO(why);
+    REQUIRE(status.ok());
+    REQUIRE(together.exec("COMMIT").ok());
+    REQUIRE(out.size() == size);
+    for (auto& r : out) grouped.push_back(std::move(r));
+    begin += size;
+  }
+
+  std::map<std::string, int> outcomes;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    CAPTURE(i);
+    CHECK(comparable(grouped[i].answer) == comparable(solo[i].answer));
+    CHECK(grouped[i].order.has_value() == solo[i].order.has_value());
+    ++outcomes[grouped[i].answer.outcome];
+    // A replayed 201 shows the order its key created, in both.
+    if (grouped[i].answer.replayed && grouped[i].answer.status == 201) {
+      size_t first = 0;
+      while (attempts[first].idempotency_key != attempts[i].idempotency_key) ++first;
+      CHECK(grouped[i].answer.body == grouped[first].answer.body);
+      CHECK(solo[i].answer.body == solo[first].answer.body);
+    }
+  }
+  // Every kind of answer came up.
+  for (std::string o : {"reserved", "sold_out", "insufficient_stock", "not_found", "replayed",
+                        "key_reused"}) {
+    CAPTURE(o);
+    std::string seen;
+    for (const auto& [name, times] : outcomes) seen += fmt::format("{}={} ", name, times);
+    CAPTURE(seen);
+    CHECK(outcomes[o] > 0);
+  }
+  for (const char* product : {"prod_few", "prod_more", "prod_off", "prod_gone"}) {
+    CAPTURE(product);
+    auto a = stock_ledger(one_by_one, product);
+    auto b = stock_ledger(together, product);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(b->stock == a->stock);
+    CHECK(b->reserved == a->reserved);
+    CHECK(b->movements == b->stock);
+    CHECK(b->stock + b->reserved + b->sold == b->stocked);
+  }
+  for (const char* table : {"orders", "stock_movements", "idempotency_keys"}) {
+    CAPTURE(table);
+    std::string sql = fmt::format("SELECT count(*) FROM {}", table);
+    CHECK(count_rows(together, sql) == count_rows(one_by_one, sql));
+  }
+  // One order.created per order. The stock events come once per product and run instead of
+  // once per order, from the stock before the run to the stock after it: a sell-out is told
+  // as often, a fall below the low-stock threshold only when a run ends above zero.
+  for (std::string type : {"order.created", "stock.sold_out"}) {
+    CAPTURE(type);
+    std::string sql = fmt::format("SELECT count(*) FROM events WHERE type = '{}'", type);
+    CHECK(count_rows(together, sql) == count_rows(one_by_one, sql));
+  }
+  std::string low = "SELECT count(*) FROM events WHERE type = 'stock.low'";
+  CHECK(count_rows(together, low) <= count_rows(one_by_one, low));
+  std::string changed = "SELECT count(*) FROM events WHERE type = 'stock.changed'";
+  CHECK(count_rows(together, changed) < count_rows(one_by_one, changed));
+  // The last stock.changed of each product tells its stock now.
+  for (const char* product : {"prod_few", "prod_more"}) {
+    auto last = together.prepare(
+        "SELECT json_extract(data, '$.stock') FROM events WHERE type = 'stock.changed' AND "
+        "json_extract(data, '$.product_id') = ? ORDER BY seq DESC LIMIT 1");
+    REQUIRE(last);
+    last->bind_text(1, product);
+    REQUIRE(*last->step() == storage::Statement::Step::kRow);
+    CHECK(last->column_int64(0) == (*stock_ledger(together, product)).stock);
+  }
+  // The events handed back are the ones stored, seq for seq.
+  size_t handed = 0;
+  for (const Reservation& r : grouped) {
+    for (const Event& e : r.events) {
+      auto stored = events_after(together, e.seq - 1, 1);
+      REQUIRE(stored);
+      REQUIRE(stored->size() == 1);
+      CHECK((*stored)[0].id == e.id);
+      CHECK((*stored)[0].type == e.type);
+      CHECK((*stored)[0].data_text == e.data_text);
+      ++handed;
+    }
+  }
+  CHECK(static_cast<int64_t>(handed) == count_rows(together, "SELECT count(*) FROM events"));
+}
+
+TEST_CASE("orders reserved together refuse a key that comes twice in one run") {
+  auto db = shop_db();
+  seed_products(db);
+  OrderAttempt a{"same-key", {}, 1000, 60'000};
+  a.request.product_id = "prod_few";
+  a.request.email = "a@example.com";
+  a.request.name = "A";
+  a.request.shipping_address = "1 Main St";
+  OrderAttempt b = a;
+  std::vector<const OrderAttempt*> run = {&a, &b};
+  std::vector<Reservation> out;
+  CHECK_FALSE(reserve_orders(db, run, kUrl, out).ok());
 }

@@ -197,6 +197,35 @@ TEST_CASE("the statement cache prepares once per SQL text and hands back a clean
   CHECK(db.cached_count() == 2);
 }
 
+TEST_CASE("text bound as a view is read in place and gone once the cache hands it out again") {
+  TempDir dir;
+  Database db = open_file(dir.file("view.db"));
+  REQUIRE(db.exec("CREATE TABLE t (s TEXT)").ok());
+  const std::string sql = "INSERT INTO t VALUES (?1), (?2), (?3)";
+  {
+    std::string long_text(3000, 'x');
+    auto insert = db.cached(sql);
+    REQUIRE(insert.has_value());
+    (*insert)->bind_text_view(1, "short").bind_text_view(2, long_text).bind_text_view(3, {});
+    REQUIRE((*insert)->run().ok());
+  }
+  // The strings above are gone; fetched again, the statement holds no pointer to them.
+  auto again = db.cached(sql);
+  REQUIRE(again.has_value());
+  REQUIRE((*again)->run().ok());
+  auto rows = db.prepare("SELECT s IS NULL, length(s), typeof(s) FROM t ORDER BY rowid");
+  REQUIRE(rows.has_value());
+  std::vector<std::string> seen;
+  while (*rows->step() == Statement::Step::kRow) {
+    seen.push_back(std::to_string(rows->column_int64(0)) + ":" +
+                   std::string(rows->column_text(2)) + ":" +
+                   std::to_string(rows->column_int64(1)));
+  }
+  // An empty view is an empty text, not NULL; the second run bound nothing.
+  CHECK(seen == std::vector<std::string>{"0:text:5", "0:text:3000", "0:text:0", "1:null:0",
+                                         "1:null:0", "1:null:0"});
+}
+
 TEST_CASE("exec_cached runs the same statement again and again, savepoints included") {
   TempDir dir;
   Database db = open_file(dir.file("savepoints.db"));

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -231,6 +233,124 @@ TEST_CASE("rerunnable jobs share a savepoint and still fail alone, with savepoin
     auto stmt = db->prepare("SELECT group_concat(n) FROM (SELECT n FROM items ORDER BY n)");
     REQUIRE(*stmt->step() == Statement::Step::kRow);
     CHECK(stmt->column_text(0) == "0,2,3,5,6,7,8,11");
+  }
+  CHECK(loop.close() == 0);
+}
+
+/// Items written one by one (run_one) or many to a statement (run_many). Negative inputs are
+/// refused before writing; 13 fails after writing; run_many fails after writing its rows when
+/// one of its inputs is 99, and refuses duplicates within a run.
+class ItemGroup final : public JobGroup<int64_t, int64_t> {
+ public:
+  Result<int64_t> run_one(Database& db, const int64_t& n) override {
+    ++ones;
+    if (n < 0) return Error{ErrorCode::kConflict, "refused before writing"};
+    auto id = insert_item(db, n);
+    if (n == 13) return Error{ErrorCode::kConflict, "failed after writing"};
+    return id;
+  }
+
+  Status run_many(Database& db, std::span<const int64_t* const> inputs,
+                  std::vector<int64_t>& out) override {
+    runs.emplace_back();
+    for (const int64_t* n : inputs) runs.back().push_back(*n);
+    std::string sql = "INSERT INTO items (n) VALUES ";
+    for (size_t i = 0; i < inputs.size(); ++i) sql += i == 0 ? "(?)" : ",(?)";
+    auto stmt = db.prepare(sql);
+    if (!stmt) return std::move(stmt).error();
+    for (size_t i = 0; i < inputs.size(); ++i) stmt->bind_int64(static_cast<int>(i + 1), *inputs[i]);
+    Status inserted = stmt->run();
+    if (!inserted) return inserted;
+    for (const int64_t* n : inputs) {
+      if (*n < 0 || *n == 13 || *n == 99) return Error{ErrorCode::kConflict, "not for a group"};
+    }
+    int64_t last = db.last_insert_rowid();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      out.push_back(last - static_cast<int64_t>(inputs.size() - 1 - i));
+    }
+    return ok_status();
+  }
+
+  int ones = 0;
+  std::vector<std::vector<int64_t>> runs;
+};
+
+TEST_CASE("grouped jobs queued together run as one; alone or after a failed run, one by one") {
+  TempDir dir;
+  Loop loop;
+  {
+    StoreOptions options = options_for(dir);
+    Store store(loop, options);
+    REQUIRE(store.open().ok());
+    auto items = std::make_shared<ItemGroup>();
+    auto others = std::make_shared<ItemGroup>();
+    // In queue order: a run of three, a plain job, a run of two with a refusal in it (its run
+    // fails and each of its jobs runs alone), another group's pair, a lone grouped job, and a
+    // run whose run_many fails after writing (99) and whose job 13 then fails alone.
+    struct Queued {
+      ItemGroup* group;  // null: a plain write
+      int64_t n;
+    };
+    const std::vector<Queued> queue = {
+        {items.get(), 1},  {items.get(), 2},  {items.get(), 3},   {nullptr, 4},
+        {items.get(), 5},  {items.get(), -6}, {others.get(), 7},  {others.get(), 8},
+        {items.get(), 9},  {nullptr, 10},     {items.get(), 11},  {items.get(), 99},
+        {items.get(), 13}, {items.get(), 14},
+    };
+    std::vector<std::optional<Result<int64_t>>> results(queue.size());
+    size_t answered = 0;
+    {
+      WriterGate gate(store);
+      for (size_t i = 0; i < queue.size(); ++i) {
+        auto done = [&, i](Result<int64_t> r) {
+          results[i] = std::move(r);
+          if (++answered == queue.size()) store.close();
+        };
+        int64_t n = queue[i].n;
+        if (queue[i].group == nullptr) {
+          store.write<int64_t>([n](Database& db) { return insert_item(db, n); }, done);
+        } else {
+          store.write<int64_t, int64_t>(queue[i].group == items.get() ? items : others, n, done);
+        }
+      }
+      gate.open();
+    }
+    loop.run();
+    REQUIRE(answered == queue.size());
+    CHECK(items->runs == std::vector<std::vector<int64_t>>{{1, 2, 3}, {5, -6}, {11, 99, 13, 14}});
+    CHECK(others->runs == std::vector<std::vector<int64_t>>{{7, 8}});
+    // 5 and -6 after their failed run, 9 alone, then 11, 99, 13 and 14 after theirs, as
+    // rerunnable jobs: 13 fails after writing, so 11 and 99, which share its savepoint, run
+    // once more.
+    CHECK(items->ones == 9);
+    CHECK(others->ones == 0);
+    auto db = Database::open(OpenOptions{.path = options.path});
+    REQUIRE(db.has_value());
+    for (size_t i = 0; i < queue.size(); ++i) {
+      CAPTURE(queue[i].n);
+      REQUIRE(results[i].has_value());
+      if (queue[i].n == -6 || queue[i].n == 13) {
+        CHECK_FALSE(results[i]->has_value());
+        continue;
+      }
+      REQUIRE(results[i]->has_value());
+      // Each job's answer is the id of its own row.
+      auto stmt = db->prepare("SELECT n FROM items WHERE id = ?");
+      stmt->bind_int64(1, **results[i]);
+      REQUIRE(*stmt->step() == Statement::Step::kRow);
+      CHECK(stmt->column_int64(0) == queue[i].n);
+    }
+    auto all = db->prepare("SELECT group_concat(n) FROM (SELECT n FROM items ORDER BY id)");
+    REQUIRE(*all->step() == Statement::Step::kRow);
+    CHECK(all->column_text(0) == "1,2,3,4,5,7,8,9,10,11,99,14");
+    StoreCounters c = store.counters();
+    CHECK(c.commits == 2);  // the gate's batch, then the fourteen jobs together
+    CHECK(c.group_runs == 2);  // {1, 2, 3} and {7, 8}; the other two failed
+    CHECK(c.jobs_in_group_runs == 5);
+    CHECK(c.group_fallbacks == 2);
+    CHECK(c.jobs_failed == 2);
+    CHECK(c.jobs_committed == 13);  // the gate and twelve items
+    CHECK(c.batch_size_sum == 15);
   }
   CHECK(loop.close() == 0);
 }
