@@ -623,95 +623,179 @@ std::optional<FieldError> check_address_text(std::string_view a) {
 }
 
 /// Reads the usual order body, a flat object of strings and one whole number, straight into
-/// an OrderRequest: no tree, one copy of each string. Anything else stops it.
-class FlatOrderReader final : public nlohmann::json_sax<nlohmann::json> {
+/// an OrderRequest: no tree, no JSON library, one copy of each string. It reads only what it
+/// can read exactly as nlohmann would: strings without escapes (valid UTF-8, no control
+/// characters), whole numbers of up to 18 digits, each known field once, JSON whitespace.
+/// Anything else (an escape, a fraction, an object, an unknown or repeated field, a byte order
+/// mark, bytes after the object, text that is not JSON) stops it, and the tree judges.
+class FlatOrderScanner {
  public:
-  explicit FlatOrderReader(OrderRequest& out) : out_(out) {}
-
   enum Field { kProduct, kQuantity, kEmail, kName, kAddress, kCount };
-  bool seen(Field f) const { return seen_[f]; }
-  std::string& address() { return address_; }
 
-  bool start_object(std::size_t) override { return depth_++ == 0; }
-  bool end_object() override {
-    --depth_;
-    return true;
+  FlatOrderScanner(std::string_view text, OrderRequest& out) : text_(text), out_(out) {}
+
+  bool scan() {
+    skip_space();
+    if (!take('{')) return false;
+    skip_space();
+    if (take('}')) return finished();
+    while (true) {
+      std::string_view key;
+      if (!string(key)) return false;
+      Field field = field_named(key);
+      if (field == kCount || seen_[field]) return false;  // unknown or repeated: the tree names it
+      seen_[field] = true;
+      skip_space();
+      if (!take(':')) return false;
+      skip_space();
+      if (!value(field)) return false;
+      skip_space();
+      if (take('}')) return finished();
+      if (!take(',')) return false;
+      skip_space();
+    }
   }
-  bool key(string_t& k) override {
+
+  bool seen(Field f) const { return seen_[f]; }
+  std::string_view address() const { return address_; }
+
+ private:
+  static Field field_named(std::string_view key) {
     static constexpr std::string_view kNames[kCount] = {"product_id", "quantity", "email", "name",
                                                         "shipping_address"};
     for (int f = 0; f < kCount; ++f) {
-      if (k != kNames[f]) continue;
-      if (seen_[f]) return false;  // repeated: the tree keeps the last, let it judge
-      seen_[f] = true;
-      field_ = static_cast<Field>(f);
-      return true;
+      if (key == kNames[f]) return static_cast<Field>(f);
     }
-    return false;  // unknown: the tree names it
-  }
-  bool string(string_t& v) override {
-    if (depth_ != 1) return false;
-    switch (field_) {
-      case kProduct:
-        out_.product_id = std::move(v);
-        return true;
-      case kEmail:
-        out_.email = std::move(v);
-        return true;
-      case kName:
-        out_.name = std::move(v);
-        return true;
-      case kAddress:
-        address_ = std::move(v);
-        return true;
-      default:
-        return false;
-    }
-  }
-  bool number_integer(number_integer_t v) override { return quantity(v); }
-  bool number_unsigned(number_unsigned_t v) override {
-    return quantity(static_cast<int64_t>(v));  // as the tree's get<int64_t>() reads it
-  }
-  bool number_float(number_float_t, const string_t&) override { return false; }
-  bool boolean(bool) override { return false; }
-  bool null() override { return false; }
-  bool binary(binary_t&) override { return false; }
-  bool start_array(std::size_t) override { return false; }
-  bool end_array() override { return false; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
+    return kCount;
   }
 
- private:
-  bool quantity(int64_t v) {
-    if (depth_ != 1 || field_ != kQuantity) return false;
-    out_.quantity = v;
+  bool value(Field field) {
+    if (field == kQuantity) return integer(out_.quantity);
+    std::string_view v;
+    if (!string(v)) return false;
+    switch (field) {
+      case kProduct:
+        out_.product_id.assign(v);
+        return true;
+      case kEmail:
+        out_.email.assign(v);
+        return true;
+      case kName:
+        out_.name.assign(v);
+        return true;
+      default:
+        address_ = v;
+        return true;
+    }
+  }
+
+  bool finished() {
+    skip_space();
+    return pos_ == text_.size();
+  }
+
+  void skip_space() {
+    while (pos_ < text_.size()) {
+      char c = text_[pos_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+      ++pos_;
+    }
+  }
+
+  bool take(char c) {
+    if (pos_ >= text_.size() || text_[pos_] != c) return false;
+    ++pos_;
     return true;
   }
 
+  /// A string without escapes whose bytes are well-formed UTF-8 (RFC 3629, as nlohmann's
+  /// lexer checks them) and no control characters.
+  bool string(std::string_view& out) {
+    if (!take('"')) return false;
+    size_t begin = pos_;
+    while (pos_ < text_.size()) {
+      auto c = static_cast<unsigned char>(text_[pos_]);
+      if (c == '"') {
+        out = text_.substr(begin, pos_ - begin);
+        ++pos_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20) return false;
+      if (c < 0x80) {
+        ++pos_;
+        continue;
+      }
+      if (!utf8_sequence()) return false;
+    }
+    return false;
+  }
+
+  bool utf8_sequence() {
+    auto byte = [this](size_t k) -> unsigned {
+      return pos_ + k < text_.size() ? static_cast<unsigned char>(text_[pos_ + k]) : 0u;
+    };
+    auto in = [](unsigned b, unsigned lo, unsigned hi) { return b >= lo && b <= hi; };
+    unsigned b0 = byte(0);
+    size_t length = 0;
+    if (in(b0, 0xC2, 0xDF)) {
+      length = in(byte(1), 0x80, 0xBF) ? 2 : 0;
+    } else if (in(b0, 0xE0, 0xEF)) {
+      unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80;
+      unsigned hi = b0 == 0xED ? 0x9F : 0xBF;
+      length = in(byte(1), lo, hi) && in(byte(2), 0x80, 0xBF) ? 3 : 0;
+    } else if (in(b0, 0xF0, 0xF4)) {
+      unsigned lo = b0 == 0xF0 ? 0x90 : 0x80;
+      unsigned hi = b0 == 0xF4 ? 0x8F : 0xBF;
+      length =
+          in(byte(1), lo, hi) && in(byte(2), 0x80, 0xBF) && in(byte(3), 0x80, 0xBF) ? 4 : 0;
+    }
+    pos_ += length;
+    return length != 0;
+  }
+
+  /// A JSON number without fraction or exponent, of up to 18 digits (longer ones may not fit
+  /// an int64 the way nlohmann reads them).
+  bool integer(int64_t& out) {
+    bool negative = take('-');
+    size_t begin = pos_;
+    int64_t v = 0;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      v = v * 10 + (text_[pos_] - '0');
+      ++pos_;
+    }
+    size_t digits = pos_ - begin;
+    if (digits == 0 || digits > 18 || (digits > 1 && text_[begin] == '0')) return false;
+    if (pos_ < text_.size() &&
+        (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
+      return false;
+    }
+    out = negative ? -v : v;
+    return true;
+  }
+
+  std::string_view text_;
   OrderRequest& out_;
-  std::string address_;
+  std::string_view address_;
   bool seen_[kCount] = {};
-  Field field_ = kCount;
-  int depth_ = 0;
+  size_t pos_ = 0;
 };
 
 }  // namespace
 
 FlatRead read_flat_order_request(std::string_view text, OrderRequest& out,
                                  std::optional<FieldError>& error) {
-  FlatOrderReader reader(out);
-  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &reader) ||
-      !reader.seen(FlatOrderReader::kProduct) || !reader.seen(FlatOrderReader::kEmail) ||
-      !reader.seen(FlatOrderReader::kName) || !reader.seen(FlatOrderReader::kAddress)) {
+  using Scanner = FlatOrderScanner;
+  Scanner scanner(text, out);
+  if (!scanner.scan() || !scanner.seen(Scanner::kProduct) || !scanner.seen(Scanner::kEmail) ||
+      !scanner.seen(Scanner::kName) || !scanner.seen(Scanner::kAddress)) {
     return FlatRead::kNeedsTree;
   }
   error = check_product_id(out.product_id);
-  if (!error && reader.seen(FlatOrderReader::kQuantity)) error = check_quantity(out.quantity);
+  if (!error && scanner.seen(Scanner::kQuantity)) error = check_quantity(out.quantity);
   if (!error) error = check_email(out.email);
   if (!error) error = check_name(out.name);
-  if (!error) error = check_address_text(reader.address());
-  if (!error) out.shipping_address = std::move(reader.address());
+  if (!error) error = check_address_text(scanner.address());
+  if (!error) out.shipping_address = std::string(scanner.address());
   return FlatRead::kRead;
 }
 

@@ -63,7 +63,23 @@ Status Router::add(std::string method, std::string pattern, Handler handler) {
     }
   }
   routes_.push_back(std::move(route));
+  index_literal_routes();
   return ok_status();
+}
+
+void Router::index_literal_routes() {
+  // Routes are added at start; the index is made again after each, from the full search.
+  literal_.clear();
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    const Route& r = routes_[i];
+    bool literal = std::all_of(r.segments.begin(), r.segments.end(),
+                               [](const Segment& s) { return s.kind == SegmentKind::kLiteral; });
+    // A pattern holding '%' is matched against decoded segments: only the search knows it.
+    if (!literal || r.pattern.find('%') != std::string::npos) continue;
+    Match found = search(r.method, r.pattern);
+    if (found.handler != &r.handler) continue;
+    literal_[r.pattern].emplace_back(r.method, i);
+  }
 }
 
 bool Router::match_route(const Route& route, const std::vector<std::string>& segments,
@@ -109,6 +125,24 @@ bool more_specific(const Segments& a, const Segments& b) {
 }  // namespace
 
 Router::Match Router::match(std::string_view method, std::string_view raw_path) const {
+  // Without a '%', the path's segments are its own text, and a literal route's pattern is
+  // the path it answers.
+  if (raw_path.find('%') == std::string_view::npos) {
+    auto it = literal_.find(raw_path);
+    if (it != literal_.end()) {
+      for (const auto& [route_method, index] : it->second) {
+        if (route_method != method) continue;
+        Match m;
+        m.handler = &routes_[index].handler;
+        m.route = routes_[index].pattern;
+        return m;
+      }
+    }
+  }
+  return search(method, raw_path);
+}
+
+Router::Match Router::search(std::string_view method, std::string_view raw_path) const {
   Match m;
   auto segments = split_path(raw_path);
   if (!segments) return m;

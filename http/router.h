@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -59,11 +61,25 @@ class Router {
     std::vector<Segment> segments;
     Handler handler;
   };
+  struct PathHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   bool match_route(const Route& route, const std::vector<std::string>& segments,
                    std::vector<std::pair<std::string, std::string>>* params) const;
   std::vector<std::string> methods_for(const std::vector<std::string>& segments) const;
+  /// The full search: every route against the decoded segments.
+  Match search(std::string_view method, std::string_view raw_path) const;
+  void index_literal_routes();
 
   std::vector<Route> routes_;
+  /// Routes made only of literal segments, by their path, each kept only where the full
+  /// search of its own path and method finds it: such a request (POST /api/orders) is answered
+  /// by one lookup, with the same route the search would pick.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, size_t>>, PathHash,
+                     std::equal_to<>>
+      literal_;
 };
 
 /// Splits a raw path into decoded segments ("/a/b%20c" -> {"a", "b c"}); nullopt when a segment

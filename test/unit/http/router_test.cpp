@@ -24,18 +24,22 @@ Request make_request(std::string method, std::string raw_path) {
   return r;
 }
 
+/// A handler that writes its name, then (with `route`) the route it was reached by, then the
+/// parameters it got, into `seen`.
+Handler named_handler(std::string& seen, std::string name, bool route = false) {
+  return [&seen, name, route](const Request& req, ExchangePtr ex) {
+    seen = route ? name + " " + req.route : name;
+    for (const auto& [k, v] : req.params) seen += " " + k + "=" + v;
+    ex->respond(Response::text(200, "ok"));
+  };
+}
+
 }  // namespace
 
 TEST_CASE("routes match literals, parameters and wildcards, most specific first") {
   Router router;
   std::string seen;
-  auto named = [&](std::string name) {
-    return [&seen, name](const Request& req, ExchangePtr ex) {
-      seen = name;
-      for (const auto& [k, v] : req.params) seen += " " + k + "=" + v;
-      ex->respond(Response::text(200, "ok"));
-    };
-  };
+  auto named = [&](std::string name) { return named_handler(seen, std::move(name)); };
   REQUIRE(router.add("GET", "/api/products/{id}", named("product")));
   REQUIRE(router.add("GET", "/api/products/featured", named("featured")));
   REQUIRE(router.add("GET", "/hls/{stream}/{file*}", named("hls")));
@@ -65,6 +69,38 @@ TEST_CASE("routes match literals, parameters and wildcards, most specific first"
   CHECK(seen == "static path=css/site.css");
   run("POST", "/api/products");
   CHECK(seen == "create");
+}
+
+TEST_CASE("a literal route is looked up directly only where the full search picks it too") {
+  Router router;
+  std::string seen;
+  auto named = [&](std::string name) { return named_handler(seen, std::move(name), true); };
+  REQUIRE(router.add("POST", "/api/orders", named("order")));
+  REQUIRE(router.add("GET", "/api/orders", named("list")));
+  REQUIRE(router.add("GET", "/a/b", named("literal")));
+  // Longer, and equal in kinds as far as the shorter goes: by the specificity rule this one
+  // answers "/a/b" too, added before or after the literal route.
+  REQUIRE(router.add("GET", "/a/b/{rest*}", named("rest")));
+  REQUIRE(router.add("GET", "/c/d/{rest*}", named("rest")));
+  REQUIRE(router.add("GET", "/c/d", named("literal")));
+  REQUIRE(router.add("GET", "/e/{x}", named("param")));
+  REQUIRE(router.add("GET", "/e/f", named("literal")));
+  Recorder rec;
+  auto run = [&](std::string method, std::string path) {
+    seen.clear();
+    router.dispatch(std::make_shared<Exchange>(&rec, make_request(method, path)));
+    return seen;
+  };
+  CHECK(run("POST", "/api/orders") == "order /api/orders");
+  CHECK(run("GET", "/api/orders") == "list /api/orders");
+  CHECK(run("HEAD", "/api/orders") == "list /api/orders");
+  CHECK(run("POST", "/api/ord%65rs") == "order /api/orders");
+  CHECK(run("GET", "/a/b") == "rest /a/b/{rest*} rest=");
+  CHECK(run("GET", "/c/d") == "rest /c/d/{rest*} rest=");
+  CHECK(run("GET", "/e/f") == "literal /e/f");
+  CHECK(run("GET", "/e/g") == "param /e/{x} x=g");
+  CHECK(run("DELETE", "/api/orders").empty());
+  CHECK(rec.responses.back().status == 405);
 }
 
 TEST_CASE("404 and 405 with Allow are problem+json; HEAD falls back to GET") {
