@@ -247,6 +247,15 @@ class BulkInsert {
     }
   }
 
+  /// Prepares every statement text into the connection's cache.
+  Status prepare(storage::Database& db) const {
+    for (const std::string& sql : sql_) {
+      auto stmt = db.cached(sql);
+      if (!stmt) return std::move(stmt).error();
+    }
+    return ok_status();
+  }
+
   /// Inserts rows 0 to count - 1. `bind(stmt, first, i)` binds row i's values from parameter
   /// `first` on; `inserted(begin, rows, last_rowid)` hears of each statement's rows.
   template <typename Bind, typename Inserted>
@@ -269,6 +278,29 @@ class BulkInsert {
   std::array<std::string, std::bit_width(kMaxRows)> sql_;
   int params_;
 };
+
+// The rows of orders reserved together (reserve_orders).
+const BulkInsert kOrderRows(
+    "INSERT INTO orders (id, token, product_id, quantity, unit_price_minor, amount_minor, "
+    "currency, email, name, shipping_address, status, created_at_ms, expires_at_ms, "
+    "updated_at_ms) VALUES ",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)", 13);
+const BulkInsert kMovementRows(
+    "INSERT INTO stock_movements (product_id, kind, delta, reason, order_id, created_at_ms) "
+    "VALUES ",
+    "(?, 'reservation', ?, 'reserved', ?, ?)", 4);
+const BulkInsert kCreatedEventRows("INSERT INTO events (id, type, data, created_at_ms) VALUES ",
+                                   "(?, 'order.created', ?, ?)", 3);
+const BulkInsert kKeyRows(
+    "INSERT INTO idempotency_keys (key, fingerprint, status, order_id, body, created_at_ms) "
+    "VALUES ",
+    "(?, ?, ?, ?, ?, ?)", 6);
+constexpr std::string_view kKeySeen = "SELECT 1 FROM idempotency_keys WHERE key = ?";
+constexpr std::string_view kProductForRun =
+    "SELECT stock, price_minor, currency, low_stock_threshold, active, deleted FROM products "
+    "WHERE id = ?";
+constexpr std::string_view kTakeForRun =
+    "UPDATE products SET stock = ?1 WHERE id = ?2 AND stock = ?3";
 
 /// The answer to an order whose stock could not be taken: the product is not on sale (404),
 /// or has `stock` units left, fewer than `quantity` (409).
@@ -999,22 +1031,6 @@ Result<Reservation> reserve_order(storage::Database& db, std::string_view idempo
 
 Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const> attempts,
                       const PaymentUrlFn& payment_url, std::vector<Reservation>& out) {
-  static const BulkInsert kOrders(
-      "INSERT INTO orders (id, token, product_id, quantity, unit_price_minor, amount_minor, "
-      "currency, email, name, shipping_address, status, created_at_ms, expires_at_ms, "
-      "updated_at_ms) VALUES ",
-      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)", 13);
-  static const BulkInsert kMovements(
-      "INSERT INTO stock_movements (product_id, kind, delta, reason, order_id, created_at_ms) "
-      "VALUES ",
-      "(?, 'reservation', ?, 'reserved', ?, ?)", 4);
-  static const BulkInsert kCreatedEvents("INSERT INTO events (id, type, data, created_at_ms) VALUES ",
-                                         "(?, 'order.created', ?, ?)", 3);
-  static const BulkInsert kKeys(
-      "INSERT INTO idempotency_keys (key, fingerprint, status, order_id, body, created_at_ms) "
-      "VALUES ",
-      "(?, ?, ?, ?, ?, ?)", 6);
-
   const size_t n = attempts.size();
   out.clear();
   out.resize(n);
@@ -1039,7 +1055,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
   std::vector<std::string> fingerprints(n);
   for (size_t i = 0; i < n; ++i) {
     const OrderAttempt& a = *attempts[i];
-    auto seen = db.cached("SELECT 1 FROM idempotency_keys WHERE key = ?");
+    auto seen = db.cached(kKeySeen);
     if (!seen) return unexpected(std::move(seen).error());
     (*seen)->bind_text_view(1, a.idempotency_key);
     auto step = (*seen)->step();
@@ -1077,9 +1093,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
   };
   std::vector<StockChange> changes;
   for (std::string_view product_id : products) {
-    auto read = db.cached(
-        "SELECT stock, price_minor, currency, low_stock_threshold, active, deleted FROM products "
-        "WHERE id = ?");
+    auto read = db.cached(kProductForRun);
     if (!read) return unexpected(std::move(read).error());
     (*read)->bind_text_view(1, product_id);
     auto row = (*read)->step();
@@ -1113,7 +1127,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
     }
     if (stock == change.before) continue;
     change.after = stock;
-    auto take = db.cached("UPDATE products SET stock = ?1 WHERE id = ?2 AND stock = ?3");
+    auto take = db.cached(kTakeForRun);
     if (!take) return unexpected(std::move(take).error());
     (*take)->bind_int64(1, change.after).bind_text_view(2, product_id).bind_int64(3, change.before);
     HAWKER_TRY_STATUS((*take)->run(), "take stock");
@@ -1122,7 +1136,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
   }
 
   // The orders, their movements and their events, many rows to a statement.
-  HAWKER_TRY_STATUS(kOrders.insert(
+  HAWKER_TRY_STATUS(kOrderRows.insert(
                         db, orders.size(),
                         [&](storage::Statement& s, int p, size_t k) {
                           const Order& o = orders[k];
@@ -1142,7 +1156,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
                         },
                         [](size_t, size_t, int64_t) {}),
                     "insert orders");
-  HAWKER_TRY_STATUS(kMovements.insert(
+  HAWKER_TRY_STATUS(kMovementRows.insert(
                         db, orders.size(),
                         [&](storage::Statement& s, int p, size_t k) {
                           const Order& o = orders[k];
@@ -1163,7 +1177,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
     created[k].data_text = event_data(orders[k]);
     created[k].created_at_ms = orders[k].created_at_ms;
   }
-  HAWKER_TRY_STATUS(kCreatedEvents.insert(
+  HAWKER_TRY_STATUS(kCreatedEventRows.insert(
                         db, created.size(),
                         [&](storage::Statement& s, int p, size_t k) {
                           s.bind_text_view(p, created[k].id)
@@ -1198,7 +1212,7 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
   }
   std::vector<const Order*> order_for(n, nullptr);
   for (size_t k = 0; k < orders.size(); ++k) order_for[order_attempt[k]] = &orders[k];
-  HAWKER_TRY_STATUS(kKeys.insert(
+  HAWKER_TRY_STATUS(kKeyRows.insert(
                         db, fresh.size(),
                         [&](storage::Statement& s, int p, size_t k) {
                           size_t i = fresh[k];
@@ -1215,6 +1229,17 @@ Status reserve_orders(storage::Database& db, std::span<const OrderAttempt* const
                         [](size_t, size_t, int64_t) {}),
                     "store answers");
   for (size_t k = 0; k < orders.size(); ++k) out[order_attempt[k]].order = std::move(orders[k]);
+  return ok_status();
+}
+
+Status OrderIntake::prepare(storage::Database& db) {
+  for (const BulkInsert* rows : {&kOrderRows, &kMovementRows, &kCreatedEventRows, &kKeyRows}) {
+    HAWKER_TRY_STATUS(rows->prepare(db), "prepare bulk inserts");
+  }
+  for (std::string_view sql : {kKeySeen, kProductForRun, kTakeForRun}) {
+    auto stmt = db.cached(sql);
+    if (!stmt) return unexpected(std::move(stmt).error());
+  }
   return ok_status();
 }
 

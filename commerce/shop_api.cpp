@@ -601,6 +601,10 @@ void ShopApi::note_expiry(int64_t expires_at_ms) {
 }
 
 void ShopApi::start() {
+  store_.write([](storage::Database& db) { return OrderIntake::prepare(db); },
+               [](Status s) {
+                 if (!s) log::warn(kLog, "preparing the order statements: {}", s.error().message);
+               });
   // Reservations that ran out while hawker was down expire now: the first tick sweeps.
   next_expiry_ms_ = 0;
   tick();

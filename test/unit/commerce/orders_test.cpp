@@ -842,3 +842,27 @@ TEST_CASE("orders reserved together refuse a key that comes twice in one run") {
   std::vector<Reservation> out;
   CHECK_FALSE(reserve_orders(db, run, kUrl, out).ok());
 }
+
+TEST_CASE("order statements prepared at start are the ones a run of orders uses") {
+  auto db = shop_db();
+  seed_products(db);
+  REQUIRE(OrderIntake::prepare(db).ok());
+  size_t prepared = db.cached_count();
+  CHECK(prepared >= 4 * 6 + 3);
+  std::vector<OrderAttempt> attempts(40);
+  std::vector<const OrderAttempt*> run;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    attempts[i] = OrderAttempt{fmt::format("k-{}", i), {}, 1000, 60'000};
+    attempts[i].request.product_id = "prod_more";
+    attempts[i].request.email = "a@example.com";
+    attempts[i].request.name = "A";
+    attempts[i].request.shipping_address = "1 Main St";
+    run.push_back(&attempts[i]);
+  }
+  std::vector<Reservation> out;
+  REQUIRE(reserve_orders(db, run, kUrl, out).ok());
+  CHECK(out.back().answer.status == 201);
+  // 32 + 8 rows to a statement, all prepared before; only the stock event (one row, the same
+  // statement as every event's) was new.
+  CHECK(db.cached_count() == prepared + 1);
+}
