@@ -208,6 +208,11 @@ std::vector<ConfigKey> build_keys() {
   keys.push_back(int_key("storage.max-batch", "a whole number from 1 to 1024",
                          "most writes committed in one transaction (1: one per write, bench only)",
                          &Config::storage_max_batch, parse_plain_int, 1, 1024, print_int));
+  keys.push_back(int_key("storage.checkpoint-pages", "a whole number from 0 to 1000000",
+                         "WAL pages after which a background thread copies the WAL into the "
+                         "database file (0: the writer does it inside its commits)",
+                         &Config::storage_checkpoint_pages, parse_plain_int, 0, 1'000'000,
+                         print_int));
   keys.push_back(int_key("orders.payment-window", "a duration from 1s to 24h (e.g. 10m)",
                          "how long a reservation holds its stock for payment",
                          &Config::orders_payment_window_ms, parse_duration_ms, 1000, 86'400'000,

@@ -73,6 +73,8 @@ struct Config {
   std::string storage_synchronous = "full";
   /// Most writes per transaction; 1 turns group commit off (for the orders benchmark).
   int64_t storage_max_batch = 1024;
+  /// WAL size that wakes the checkpointer thread; 0 leaves checkpoints to the writer's commits.
+  int64_t storage_checkpoint_pages = 1000;
 
   // Shop.
   int64_t orders_payment_window_ms = 10 * 60 * 1000;

@@ -32,6 +32,7 @@ storage::StoreOptions hawker_store_options(const Config& config) {
   o.synchronous =
       storage::parse_synchronous(config.storage_synchronous).value_or(storage::Synchronous::kFull);
   o.max_batch = static_cast<size_t>(config.storage_max_batch);
+  o.checkpoint_pages = static_cast<int>(config.storage_checkpoint_pages);
   o.schema = hawker_schema();
   return o;
 }

@@ -32,6 +32,10 @@ struct StoreOptions {
   int reader_threads = 2;
   /// Most jobs committed in one transaction.
   size_t max_batch = 1024;
+  /// WAL pages after which the checkpointer thread copies the WAL back into the database file
+  /// (SQLite's own automatic checkpoint, turned off on the writer, uses 1000). 0: the writer
+  /// checkpoints inside its commits, as SQLite does by default.
+  int checkpoint_pages = 1000;
   /// Jobs waiting beyond these are refused at once with kResourceExhausted.
   size_t max_write_queue = 16384;
   size_t max_read_queue = 16384;
@@ -115,6 +119,10 @@ struct StoreCounters {
   uint64_t group_runs = 0;
   uint64_t jobs_in_group_runs = 0;
   uint64_t group_fallbacks = 0;
+  /// Checkpoints run by the checkpointer thread, and those the writer had to run itself
+  /// because the WAL had grown far past checkpoint_pages.
+  uint64_t checkpoints = 0;
+  uint64_t writer_checkpoints = 0;
 };
 
 /// The database as the rest of hawker sees it. One storage thread owns the write connection
@@ -234,6 +242,9 @@ class Store {
 
   void writer_main(Database db);
   void reader_main(Database db);
+  void checkpointer_main(Database db);
+  /// SQLite's WAL hook on the write connection: runs after each commit on the writer thread.
+  static int on_wal_commit(void* store, sqlite3* db, const char* name, int pages);
   void commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch);
   /// After a rerunnable job failed having written: rolls the shared savepoint back and runs
   /// `run` (the jobs of that savepoint that had succeeded) again, appending those that succeed
@@ -250,6 +261,16 @@ class Store {
   JobQueue reads_;
   std::thread writer_;
   std::vector<std::thread> readers_;
+  /// The checkpointer: its own connection copies the WAL into the database file when the
+  /// writer says it has grown, so no commit waits for that copy and its fsync.
+  struct Checkpoints {
+    std::mutex mutex;
+    std::condition_variable wanted;
+    bool requested = false;
+    bool stopping = false;
+  };
+  Checkpoints checkpoints_;
+  std::thread checkpointer_;
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> jobs_committed_{0};
@@ -264,6 +285,8 @@ class Store {
   std::atomic<uint64_t> group_runs_{0};
   std::atomic<uint64_t> jobs_in_group_runs_{0};
   std::atomic<uint64_t> group_fallbacks_{0};
+  std::atomic<uint64_t> checkpoints_done_{0};
+  std::atomic<uint64_t> writer_checkpoints_{0};
 };
 
 }  // namespace hawker::storage

@@ -5,10 +5,12 @@
 #include <array>
 #include <chrono>
 #include <future>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/loop.h"
@@ -666,5 +668,65 @@ TEST_CASE("the store's write connection runs WAL with the configured synchronous
     CHECK(*settings == std::string("wal/") + expected + "/1");
     store.close();
   }
+  CHECK(loop.close() == 0);
+}
+
+namespace {
+
+std::string writer_autocheckpoint(Store& store) {
+  auto value = store.write_sync<std::string>(
+      [](Database& db) { return db.pragma("wal_autocheckpoint"); });
+  REQUIRE(value.has_value());
+  return *value;
+}
+
+}  // namespace
+
+TEST_CASE("the checkpointer thread copies the WAL into the data file; commits never do") {
+  TempDir dir;
+  Loop loop;
+  StoreOptions options = options_for(dir);
+  options.checkpoint_pages = 8;
+  Store store(loop, options);
+  REQUIRE(store.open().ok());
+  CHECK(writer_autocheckpoint(store) == "0");
+  auto file_size = [&] { return std::filesystem::file_size(options.path); };
+  uintmax_t before = file_size();
+  // Rows wide enough that each commit adds pages to the WAL.
+  for (int i = 0; i < 40; ++i) {
+    REQUIRE(store.write_sync([i](Database& db) -> Status {
+      auto stmt = db.cached("INSERT INTO items (n) VALUES (?)");
+      if (!stmt) return std::move(stmt).error();
+      for (int k = 0; k < 50; ++k) {
+        (*stmt)->bind_int64(1, i * 1000 + k);
+        HAWKER_TRY_STATUS((*stmt)->run(), "insert");
+        (*stmt)->reset();
+      }
+      return ok_status();
+    }));
+  }
+  // The checkpointer runs beside the writer: wait for it, a bounded while.
+  for (int i = 0; i < 500 && store.counters().checkpoints == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  StoreCounters c = store.counters();
+  CHECK(c.checkpoints >= 1);
+  // What was checkpointed is in the data file itself, not only in the WAL.
+  CHECK(file_size() > before);
+  store.close();
+  CHECK(count_items(options.path) == 2000);
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("with checkpoint_pages 0 the writer checkpoints in its commits, as SQLite does") {
+  TempDir dir;
+  Loop loop;
+  StoreOptions options = options_for(dir);
+  options.checkpoint_pages = 0;
+  Store store(loop, options);
+  REQUIRE(store.open().ok());
+  CHECK(writer_autocheckpoint(store) == "1000");
+  store.close();
+  CHECK(store.counters().checkpoints == 0);
   CHECK(loop.close() == 0);
 }
