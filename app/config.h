@@ -73,7 +73,7 @@ struct Config {
   std::string storage_synchronous = "full";
   /// Most writes per transaction; 1 turns group commit off (for the orders benchmark).
   int64_t storage_max_batch = 1024;
-  /// WAL size that wakes the checkpointer thread; 0 leaves checkpoints to the writer's commits.
+  /// WAL size after which the writer checkpoints between batches; 0: inside the commit.
   int64_t storage_checkpoint_pages = 1000;
 
   // Shop.

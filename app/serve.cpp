@@ -504,16 +504,11 @@ class Application {
                  "Group runs that failed and were run job by job instead")
         .with({})
         .set_total(static_cast<double>(sc.group_fallbacks));
-    for (auto [by, count] : {std::pair{"checkpointer", sc.checkpoints},
-                             std::pair{"writer", sc.writer_checkpoints}}) {
-      metrics_
-          .counter("hawker_storage_checkpoints_total",
-                   "WAL checkpoints, by who ran them (the checkpointer thread, or the writer "
-                   "when the WAL outgrew it)",
-                   {"by"})
-          .with({by})
-          .set_total(static_cast<double>(count));
-    }
+    metrics_
+        .counter("hawker_storage_checkpoints_total",
+                 "WAL checkpoints the writer ran between batches, after answering")
+        .with({})
+        .set_total(static_cast<double>(sc.checkpoints));
     double mean_batch =
         sc.commits == 0 ? 0.0
                         : static_cast<double>(sc.batch_size_sum) / static_cast<double>(sc.commits);

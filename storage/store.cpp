@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <optional>
 #include <system_error>
 
 #include "core/log.h"
@@ -48,13 +47,9 @@ Status Store::open() {
   auto writer = Database::open(write_options);
   if (!writer) return std::move(writer).error().with_context("open storage");
   HAWKER_TRY_STATUS(apply_migrations(*writer, options_.schema), "open storage");
-  std::optional<Database> checkpointer;
   if (options_.checkpoint_pages > 0) {
-    // Commits no longer copy the WAL back themselves; the writer's hook asks the checkpointer.
+    // Commits no longer copy the WAL back; the writer does, between batches (writer_main).
     HAWKER_TRY_STATUS(writer->exec("PRAGMA wal_autocheckpoint=0"), "open storage");
-    auto opened = Database::open(write_options);
-    if (!opened) return std::move(opened).error().with_context("open storage checkpointer");
-    checkpointer.emplace(std::move(*opened));
     sqlite3_wal_hook(writer->handle(), &Store::on_wal_commit, this);
   }
 
@@ -73,9 +68,6 @@ Status Store::open() {
   reads_.accepting = true;
   writer_ = std::thread(&Store::writer_main, this, std::move(*writer));
   for (auto& reader : readers) readers_.emplace_back(&Store::reader_main, this, std::move(reader));
-  if (checkpointer) {
-    checkpointer_ = std::thread(&Store::checkpointer_main, this, std::move(*checkpointer));
-  }
   state_ = State::kOpen;
   log::info(kComponent, "opened {} (synchronous={}, readers={})", options_.path,
             to_string(options_.synchronous), options_.reader_threads);
@@ -94,13 +86,6 @@ void Store::close() {
     queue->accepting = false;
     queue->ready.notify_all();
   }
-  // The writer's last checkpoint at close folds in the WAL: the checkpointer stops first.
-  {
-    std::lock_guard lock(checkpoints_.mutex);
-    checkpoints_.stopping = true;
-    checkpoints_.wanted.notify_all();
-  }
-  if (checkpointer_.joinable()) checkpointer_.join();
   // The threads finish every job already queued before they exit: this is the flush.
   if (writer_.joinable()) writer_.join();
   for (auto& reader : readers_) reader.join();
@@ -205,6 +190,21 @@ void Store::writer_main(Database db) {
       write_queue_depth_ = writes_.jobs.size();
     }
     commit_batch(db, batch);
+    // The batch's callers have their answers on the way: the WAL copy and the data file's sync
+    // delay only the next batch, whose jobs queue meanwhile and commit together. Nothing else
+    // writes now, so a PASSIVE checkpoint copies every frame no reader still needs, and the
+    // next transaction starts the WAL from the beginning again.
+    if (options_.checkpoint_pages > 0 && wal_pages_ >= options_.checkpoint_pages) {
+      int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                         nullptr);
+      if (rc == SQLITE_OK) {
+        ++checkpoints_;
+      } else if (rc != SQLITE_BUSY) {
+        log::warn(kComponent, "checkpoint: {}",
+                  sqlite_error(db.handle(), rc, "checkpoint").message);
+      }
+      wal_pages_ = 0;
+    }
   }
   // Folds the WAL back into the main file so a copy of the data file alone is complete. A
   // reader in another process can hold it back; that only leaves the WAL in place.
@@ -461,47 +461,9 @@ void Store::record_batch(size_t size) {
   ++batch_size_buckets_[static_cast<size_t>(bound - kBatchSizeBuckets.begin())];
 }
 
-int Store::on_wal_commit(void* arg, sqlite3* db, const char* name, int pages) {
-  auto* store = static_cast<Store*>(arg);
-  int threshold = store->options_.checkpoint_pages;
-  if (pages < threshold) return SQLITE_OK;
-  {
-    std::lock_guard lock(store->checkpoints_.mutex);
-    if (!store->checkpoints_.stopping) {
-      store->checkpoints_.requested = true;
-      store->checkpoints_.wanted.notify_one();
-    }
-  }
-  // Far past the threshold, the checkpointer is not keeping up (or is stopping): the writer
-  // copies what it can itself, as SQLite would, so the WAL stays bounded.
-  if (pages >= 16 * threshold) {
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    ++store->writer_checkpoints_;
-  }
+int Store::on_wal_commit(void* store, sqlite3*, const char*, int pages) {
+  static_cast<Store*>(store)->wal_pages_ = pages;
   return SQLITE_OK;
-}
-
-void Store::checkpointer_main(Database db) {
-  set_thread_name("storage-ckpt");
-  while (true) {
-    {
-      std::unique_lock lock(checkpoints_.mutex);
-      checkpoints_.wanted.wait(lock,
-                               [&] { return checkpoints_.requested || checkpoints_.stopping; });
-      if (checkpoints_.stopping) return;
-      checkpoints_.requested = false;
-    }
-    // PASSIVE: copy every frame no reader still needs, without waiting for anyone. The writer
-    // goes on committing meanwhile; once all is copied, its next transaction starts the WAL
-    // from the beginning again.
-    int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                       nullptr);
-    if (rc == SQLITE_OK) {
-      ++checkpoints_done_;
-    } else if (rc != SQLITE_BUSY) {
-      log::warn(kComponent, "checkpoint: {}", sqlite_error(db.handle(), rc, "checkpoint").message);
-    }
-  }
 }
 
 void Store::reader_main(Database db) {
@@ -547,8 +509,7 @@ StoreCounters Store::counters() const {
   c.group_runs = group_runs_;
   c.jobs_in_group_runs = jobs_in_group_runs_;
   c.group_fallbacks = group_fallbacks_;
-  c.checkpoints = checkpoints_done_;
-  c.writer_checkpoints = writer_checkpoints_;
+  c.checkpoints = checkpoints_;
   return c;
 }
 

@@ -32,9 +32,9 @@ struct StoreOptions {
   int reader_threads = 2;
   /// Most jobs committed in one transaction.
   size_t max_batch = 1024;
-  /// WAL pages after which the checkpointer thread copies the WAL back into the database file
-  /// (SQLite's own automatic checkpoint, turned off on the writer, uses 1000). 0: the writer
-  /// checkpoints inside its commits, as SQLite does by default.
+  /// WAL pages after which the writer, once it has handed a batch's answers to the loop, copies
+  /// the WAL back into the database file (docs/storage.md). 0: SQLite's own way, inside the
+  /// commit that crosses 1000 pages, before its callers hear back.
   int checkpoint_pages = 1000;
   /// Jobs waiting beyond these are refused at once with kResourceExhausted.
   size_t max_write_queue = 16384;
@@ -119,10 +119,8 @@ struct StoreCounters {
   uint64_t group_runs = 0;
   uint64_t jobs_in_group_runs = 0;
   uint64_t group_fallbacks = 0;
-  /// Checkpoints run by the checkpointer thread, and those the writer had to run itself
-  /// because the WAL had grown far past checkpoint_pages.
+  /// Checkpoints the writer ran between batches (none with checkpoint_pages 0).
   uint64_t checkpoints = 0;
-  uint64_t writer_checkpoints = 0;
 };
 
 /// The database as the rest of hawker sees it. One storage thread owns the write connection
@@ -242,8 +240,7 @@ class Store {
 
   void writer_main(Database db);
   void reader_main(Database db);
-  void checkpointer_main(Database db);
-  /// SQLite's WAL hook on the write connection: runs after each commit on the writer thread.
+  /// SQLite's WAL hook on the write connection: notes the WAL's size after each commit.
   static int on_wal_commit(void* store, sqlite3* db, const char* name, int pages);
   void commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch);
   /// After a rerunnable job failed having written: rolls the shared savepoint back and runs
@@ -261,16 +258,6 @@ class Store {
   JobQueue reads_;
   std::thread writer_;
   std::vector<std::thread> readers_;
-  /// The checkpointer: its own connection copies the WAL into the database file when the
-  /// writer says it has grown, so no commit waits for that copy and its fsync.
-  struct Checkpoints {
-    std::mutex mutex;
-    std::condition_variable wanted;
-    bool requested = false;
-    bool stopping = false;
-  };
-  Checkpoints checkpoints_;
-  std::thread checkpointer_;
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> jobs_committed_{0};
@@ -285,8 +272,9 @@ class Store {
   std::atomic<uint64_t> group_runs_{0};
   std::atomic<uint64_t> jobs_in_group_runs_{0};
   std::atomic<uint64_t> group_fallbacks_{0};
-  std::atomic<uint64_t> checkpoints_done_{0};
-  std::atomic<uint64_t> writer_checkpoints_{0};
+  std::atomic<uint64_t> checkpoints_{0};
+  /// WAL pages after the last commit; writer thread only.
+  int wal_pages_ = 0;
 };
 
 }  // namespace hawker::storage
