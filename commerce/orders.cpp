@@ -792,11 +792,13 @@ class FlatOrderScanner {
     size_t begin = pos_;
     int64_t v = 0;
     while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      // A 19th digit already means no: stop adding before the sum could overflow.
+      if (pos_ - begin == 18) return false;
       v = v * 10 + (text_[pos_] - '0');
       ++pos_;
     }
     size_t digits = pos_ - begin;
-    if (digits == 0 || digits > 18 || (digits > 1 && text_[begin] == '0')) return false;
+    if (digits == 0 || (digits > 1 && text_[begin] == '0')) return false;
     if (pos_ < text_.size() &&
         (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
       return false;
