@@ -76,12 +76,34 @@ http::ServerLimits http_limits(const Config& c) {
   return limits;
 }
 
+/// The store's options with its timings going to /metrics: batches and checkpoints take from
+/// a fraction of a millisecond to tens of milliseconds, and every order waits for one.
+storage::StoreOptions store_options(const Config& config, Metrics& metrics) {
+  static const std::vector<double> buckets = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                              0.025,   0.05,   0.1,   0.25,   0.5,   1.0};
+  storage::StoreOptions o = hawker_store_options(config);
+  o.batch_seconds =
+      &metrics
+           .histogram("hawker_storage_batch_seconds",
+                      "Time the storage writer spent on one batch: its jobs, COMMIT with its "
+                      "sync, handing the answers to the loop",
+                      {}, buckets)
+           .with({});
+  o.checkpoint_seconds =
+      &metrics
+           .histogram("hawker_storage_checkpoint_seconds",
+                      "Time the storage writer spent on one WAL checkpoint between batches", {},
+                      buckets)
+           .with({});
+  return o;
+}
+
 /// The running server: every module, owned in the order they must be torn down.
 class Application {
  public:
   explicit Application(const Config& config)
       : config_(config),
-        store_(loop_, hawker_store_options(config)),
+        store_(loop_, store_options(config, metrics_)),
         hls_(loop_, workers_, metrics_, hls_options(config)),
         http_(loop_, router_, http_limits(config), metrics_, cors_policy(config)),
         ingest_(loop_, store_, metrics_,

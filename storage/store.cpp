@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
@@ -14,6 +15,11 @@ namespace {
 thread_local bool tls_storage_thread = false;
 
 constexpr std::string_view kComponent = "storage";
+
+double seconds_between(std::chrono::steady_clock::time_point from,
+                       std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
 
 }  // namespace
 
@@ -189,7 +195,12 @@ void Store::writer_main(Database db) {
       }
       write_queue_depth_ = writes_.jobs.size();
     }
+    auto batch_start = std::chrono::steady_clock::now();
     commit_batch(db, batch);
+    auto batch_end = std::chrono::steady_clock::now();
+    if (options_.batch_seconds != nullptr) {
+      options_.batch_seconds->observe(seconds_between(batch_start, batch_end));
+    }
     // The batch's callers have their answers on the way: the WAL copy and the data file's sync
     // delay only the next batch, whose jobs queue meanwhile and commit together. Nothing else
     // writes now, so a PASSIVE checkpoint copies every frame no reader still needs, and the
@@ -199,6 +210,10 @@ void Store::writer_main(Database db) {
                                          nullptr);
       if (rc == SQLITE_OK) {
         ++checkpoints_;
+        if (options_.checkpoint_seconds != nullptr) {
+          options_.checkpoint_seconds->observe(
+              seconds_between(batch_end, std::chrono::steady_clock::now()));
+        }
       } else if (rc != SQLITE_BUSY) {
         log::warn(kComponent, "checkpoint: {}",
                   sqlite_error(db.handle(), rc, "checkpoint").message);

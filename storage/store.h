@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/result.h"
 #include "storage/detail/job.h"
 #include "storage/migrations.h"
@@ -39,6 +40,12 @@ struct StoreOptions {
   /// Jobs waiting beyond these are refused at once with kResourceExhausted.
   size_t max_write_queue = 16384;
   size_t max_read_queue = 16384;
+  /// Where the writer records, when set, how long each batch took (its jobs, COMMIT with its
+  /// sync, handing the answers to the loop) and each checkpoint between batches (the copy
+  /// and the data file's sync). Every order of a batch waits for the first; the jobs queued
+  /// behind it wait for both. They must outlive the store.
+  Histogram* batch_seconds = nullptr;
+  Histogram* checkpoint_seconds = nullptr;
   /// Migrations applied by open(); add each module's list to it.
   Schema schema;
 };

@@ -4,8 +4,8 @@
 
 #include <array>
 #include <chrono>
-#include <future>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <span>
@@ -260,7 +260,8 @@ class ItemGroup final : public JobGroup<int64_t, int64_t> {
     for (size_t i = 0; i < inputs.size(); ++i) sql += i == 0 ? "(?)" : ",(?)";
     auto stmt = db.prepare(sql);
     if (!stmt) return std::move(stmt).error();
-    for (size_t i = 0; i < inputs.size(); ++i) stmt->bind_int64(static_cast<int>(i + 1), *inputs[i]);
+    for (size_t i = 0; i < inputs.size(); ++i)
+      stmt->bind_int64(static_cast<int>(i + 1), *inputs[i]);
     Status inserted = stmt->run();
     if (!inserted) return inserted;
     for (const int64_t* n : inputs) {
@@ -294,9 +295,9 @@ TEST_CASE("grouped jobs queued together run as one; alone or after a failed run,
       int64_t n;
     };
     const std::vector<Queued> queue = {
-        {items.get(), 1},  {items.get(), 2},  {items.get(), 3},   {nullptr, 4},
-        {items.get(), 5},  {items.get(), -6}, {others.get(), 7},  {others.get(), 8},
-        {items.get(), 9},  {nullptr, 10},     {items.get(), 11},  {items.get(), 99},
+        {items.get(), 1},  {items.get(), 2},  {items.get(), 3},  {nullptr, 4},
+        {items.get(), 5},  {items.get(), -6}, {others.get(), 7}, {others.get(), 8},
+        {items.get(), 9},  {nullptr, 10},     {items.get(), 11}, {items.get(), 99},
         {items.get(), 13}, {items.get(), 14},
     };
     std::vector<std::optional<Result<int64_t>>> results(queue.size());
@@ -346,7 +347,7 @@ TEST_CASE("grouped jobs queued together run as one; alone or after a failed run,
     REQUIRE(*all->step() == Statement::Step::kRow);
     CHECK(all->column_text(0) == "1,2,3,4,5,7,8,9,10,11,99,14");
     StoreCounters c = store.counters();
-    CHECK(c.commits == 2);  // the gate's batch, then the fourteen jobs together
+    CHECK(c.commits == 2);     // the gate's batch, then the fourteen jobs together
     CHECK(c.group_runs == 2);  // {1, 2, 3} and {7, 8}; the other two failed
     CHECK(c.jobs_in_group_runs == 5);
     CHECK(c.group_fallbacks == 2);
@@ -674,8 +675,8 @@ TEST_CASE("the store's write connection runs WAL with the configured synchronous
 namespace {
 
 std::string writer_autocheckpoint(Store& store) {
-  auto value = store.write_sync<std::string>(
-      [](Database& db) { return db.pragma("wal_autocheckpoint"); });
+  auto value =
+      store.write_sync<std::string>([](Database& db) { return db.pragma("wal_autocheckpoint"); });
   REQUIRE(value.has_value());
   return *value;
 }
@@ -687,6 +688,10 @@ TEST_CASE("the writer checkpoints between batches, after answering; never inside
   Loop loop;
   StoreOptions options = options_for(dir);
   options.checkpoint_pages = 8;
+  Histogram batch_seconds({0.001, 0.01});
+  Histogram checkpoint_seconds({0.001, 0.01});
+  options.batch_seconds = &batch_seconds;
+  options.checkpoint_seconds = &checkpoint_seconds;
   Store store(loop, options);
   REQUIRE(store.open().ok());
   CHECK(writer_autocheckpoint(store) == "0");
@@ -716,6 +721,11 @@ TEST_CASE("the writer checkpoints between batches, after answering; never inside
   CHECK(largest_wal < 64 * 4096);
   store.close();
   CHECK(count_items(options.path) == 2000);
+  // Each batch and each checkpoint was timed once (the writer has stopped: nothing is late).
+  c = store.counters();
+  CHECK(batch_seconds.count() == c.commits);
+  CHECK(batch_seconds.sum() > 0.0);
+  CHECK(checkpoint_seconds.count() == c.checkpoints);
   CHECK(loop.close() == 0);
 }
 
