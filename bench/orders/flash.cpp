@@ -9,7 +9,9 @@
 // from the first request written to the last answer read.
 //
 // Usage: hawker_bench_flash --port P --product ID [--host 127.0.0.1] [--attempts 10000]
-//        [--connections 1000] [--prefix run1] [--dump FILE]
+//        [--connections 1000] [--prefix run1] [--dump FILE] [--preconnect 1]
+// --preconnect 1 opens every connection first and sends the first requests together once all
+// are open, so no first request is timed while hawker is still accepting the others.
 // Prints one line: RESULT {"answered", "created", "refused", "other", "socket_errors",
 // "duration_us", "p50_us", "p90_us", "p99_us", "max_us"} (the keys the wrk script prints).
 #include <arpa/inet.h>
@@ -47,7 +49,8 @@ struct Options {
   long attempts = 10000;
   int connections = 1000;
   std::string prefix = "flash";
-  std::string dump;  // when set: one line per answer, "start_us latency_us status"
+  std::string dump;         // when set: one line per answer, "start_us latency_us status"
+  bool preconnect = false;  // open every connection before the first request
 };
 
 [[noreturn]] void die(const char* what) {
@@ -74,6 +77,8 @@ Options parse_args(int argc, char** argv) {
       o.prefix = v;
     } else if (k == "--dump") {
       o.dump = v;
+    } else if (k == "--preconnect") {
+      o.preconnect = std::string_view(v) == "1";
     } else {
       std::fprintf(stderr, "hawker_bench_flash: unknown option %s\n", argv[i]);
       std::exit(2);
@@ -158,7 +163,7 @@ int main(int argc, char** argv) {
   std::vector<Answer> answers;  // for --dump
   if (!opt.dump.empty()) answers.reserve(static_cast<size_t>(opt.attempts));
   long issued = 0, answered = 0, created = 0, refused = 0, other = 0, socket_errors = 0;
-  int open_conns = 0;
+  int open_conns = 0, connected_conns = 0;
   int64_t first_ns = 0, last_ns = 0;
 
   for (int i = 0; i < conns; ++i) {
@@ -222,6 +227,18 @@ int main(int argc, char** argv) {
     }
   };
 
+  // --preconnect: once every connection is open or failed, and hawker has had a moment to
+  // accept them all, the first requests go out together (timed from their writes as always).
+  auto start_when_all_connected = [&] {
+    if (connected_conns != open_conns || issued > 0) return;
+    timespec pause{0, 100'000'000};
+    nanosleep(&pause, nullptr);
+    for (int j = 0; j < conns; ++j) {
+      Conn& c = pool[static_cast<size_t>(j)];
+      if (c.fd >= 0 && c.connected) next(c, static_cast<uint32_t>(j));
+    }
+  };
+
   std::vector<epoll_event> events(1024);
   while (open_conns > 0) {
     int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 30'000);
@@ -246,6 +263,7 @@ int main(int argc, char** argv) {
         if (err != 0 || (what & (EPOLLERR | EPOLLHUP))) {
           ++socket_errors;
           close_conn(c);
+          if (opt.preconnect) start_when_all_connected();
           continue;
         }
         c.connected = true;
@@ -253,7 +271,12 @@ int main(int argc, char** argv) {
         ev.events = EPOLLIN;
         ev.data.u32 = index;
         epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
-        next(c, index);
+        if (opt.preconnect) {
+          ++connected_conns;
+          start_when_all_connected();
+        } else {
+          next(c, index);
+        }
         continue;
       }
       if (what & EPOLLOUT) {
