@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -64,6 +66,28 @@ namespace {
 
 bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
+/// Whether any of the eight bytes at `p` needs an escape, tested on all eight at once: a byte
+/// below 0x20 borrows into its high bit when 0x20 is subtracted, and a quote or backslash
+/// becomes zero when xored with itself (the classic "has a byte less than n" word tricks,
+/// exact as a yes or no).
+bool any_needs_escape(const char* p) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  auto below = [&](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHighs; };
+  return (below(w, 0x20) | below(w ^ (kOnes * '"'), 1) | below(w ^ (kOnes * '\\'), 1)) != 0;
+}
+
+/// The length of the run at the start of `s` that needs no escape, measured eight bytes at a
+/// time (names, addresses and ids seldom hold a byte to escape).
+size_t plain_prefix(std::string_view s) {
+  size_t i = 0;
+  while (i + 8 <= s.size() && !any_needs_escape(s.data() + i)) i += 8;
+  while (i < s.size() && !needs_escape(static_cast<unsigned char>(s[i]))) ++i;
+  return i;
+}
+
 /// The two-byte escape of a byte that needs one, or empty for the other control bytes, which
 /// are written as \u00XX.
 std::string_view short_escape(unsigned char c) {
@@ -90,30 +114,29 @@ std::string_view short_escape(unsigned char c) {
 }  // namespace
 
 void append_json_escaped(fmt::memory_buffer& out, std::string_view s) {
-  size_t plain = 0;  // the first byte not copied yet
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (!needs_escape(c)) continue;
-    out.append(s.substr(plain, i - plain));
-    plain = i + 1;
+  while (!s.empty()) {
+    size_t plain = plain_prefix(s);
+    out.append(s.substr(0, plain));
+    if (plain == s.size()) break;
+    auto c = static_cast<unsigned char>(s[plain]);
     std::string_view escape = short_escape(c);
     if (!escape.empty()) {
       out.append(escape);
     } else {
       fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
     }
+    s.remove_prefix(plain + 1);
   }
-  out.append(s.substr(plain));
 }
 
 size_t json_escaped_size(std::string_view s) {
   size_t n = 0;
-  for (unsigned char c : s) {
-    if (!needs_escape(c)) {
-      n += 1;
-    } else {
-      n += short_escape(c).empty() ? 6 : 2;
-    }
+  while (!s.empty()) {
+    size_t plain = plain_prefix(s);
+    n += plain;
+    if (plain == s.size()) break;
+    n += short_escape(static_cast<unsigned char>(s[plain])).empty() ? 6 : 2;
+    s.remove_prefix(plain + 1);
   }
   return n;
 }

@@ -28,3 +28,23 @@ TEST_CASE("JSON escaping writes what nlohmann writes, and its size is known befo
   CHECK(log::json_escape(high) == high);
   CHECK(log::json_escaped_size(high) == high.size());
 }
+
+TEST_CASE("JSON escaping finds a byte to escape wherever it sits in the eight-byte words") {
+  // Every length up to three words, with each kind of byte to escape (and a byte just outside
+  // each kind's range) at every position, alone and next to a second one.
+  const std::string specials = std::string("\"\\\x1f\x01\n", 5) + std::string(1, '\0');
+  const std::string near_misses = "!# []\x7f";
+  for (size_t length = 1; length <= 24; ++length) {
+    for (size_t at = 0; at < length; ++at) {
+      for (char c : specials + near_misses) {
+        std::string s(length, 'a');
+        s[at] = c;
+        if (at + 3 < length) s[at + 3] = '"';
+        CAPTURE(s);
+        std::string escaped = log::json_escape(s);
+        CHECK('"' + escaped + '"' == nlohmann::json(s).dump());
+        CHECK(log::json_escaped_size(s) == escaped.size());
+      }
+    }
+  }
+}
