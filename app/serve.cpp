@@ -82,19 +82,19 @@ storage::StoreOptions store_options(const Config& config, Metrics& metrics) {
   static const std::vector<double> buckets = {0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                               0.025,   0.05,   0.1,   0.25,   0.5,   1.0};
   storage::StoreOptions o = hawker_store_options(config);
-  o.batch_seconds =
-      &metrics
-           .histogram("hawker_storage_batch_seconds",
-                      "Time the storage writer spent on one batch: its jobs, COMMIT with its "
-                      "sync, handing the answers to the loop",
-                      {}, buckets)
-           .with({});
+  auto timing = [&](const std::string& name, const std::string& help) {
+    return &metrics.histogram(name, help, {}, buckets).with({});
+  };
+  o.batch_seconds = timing("hawker_storage_batch_seconds",
+                           "Time the storage writer spent on one batch: its jobs, COMMIT with its "
+                           "sync, handing the answers to the loop");
   o.checkpoint_seconds =
-      &metrics
-           .histogram("hawker_storage_checkpoint_seconds",
-                      "Time the storage writer spent on one WAL checkpoint between batches", {},
-                      buckets)
-           .with({});
+      timing("hawker_storage_checkpoint_seconds",
+             "Time the storage writer spent finishing one WAL checkpoint between batches");
+  o.background_checkpoint_seconds =
+      timing("hawker_storage_background_checkpoint_seconds",
+             "Time one checkpointer round took to copy the WAL into the data file, while the "
+             "writer went on committing");
   return o;
 }
 
@@ -528,7 +528,7 @@ class Application {
         .set_total(static_cast<double>(sc.group_fallbacks));
     metrics_
         .counter("hawker_storage_checkpoints_total",
-                 "WAL checkpoints the writer ran between batches, after answering")
+                 "WAL checkpoints the writer finished between batches, after answering")
         .with({})
         .set_total(static_cast<double>(sc.checkpoints));
     double mean_batch =

@@ -21,6 +21,23 @@ double seconds_between(std::chrono::steady_clock::time_point from,
   return std::chrono::duration<double>(to - from).count();
 }
 
+/// A PASSIVE checkpoint on `db`: copies the WAL frames no reader still needs into the data
+/// file and syncs it. Times it into `seconds` when it succeeds, warns unless it was only busy,
+/// and returns SQLite's code; `copied` receives the frames now in the data file.
+int passive_checkpoint(Database& db, Histogram* seconds, std::string_view what, int* copied) {
+  auto start = std::chrono::steady_clock::now();
+  int log_frames = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                     copied);
+  if (rc == SQLITE_OK) {
+    if (seconds != nullptr)
+      seconds->observe(seconds_between(start, std::chrono::steady_clock::now()));
+  } else if (rc != SQLITE_BUSY) {
+    log::warn(kComponent, "{}: {}", what, sqlite_error(db.handle(), rc, "checkpoint").message);
+  }
+  return rc;
+}
+
 }  // namespace
 
 Store::Store(Loop& loop, StoreOptions options) : loop_(loop), options_(std::move(options)) {
@@ -53,10 +70,16 @@ Status Store::open() {
   auto writer = Database::open(write_options);
   if (!writer) return std::move(writer).error().with_context("open storage");
   HAWKER_TRY_STATUS(apply_migrations(*writer, options_.schema), "open storage");
+  std::optional<Database> checkpoint_db;
   if (options_.checkpoint_pages > 0) {
-    // Commits no longer copy the WAL back; the writer does, between batches (writer_main).
+    // Commits no longer copy the WAL back; a checkpointer thread does most of it on a
+    // connection of its own, and the writer the rest, between batches (checkpoint_step).
     HAWKER_TRY_STATUS(writer->exec("PRAGMA wal_autocheckpoint=0"), "open storage");
     sqlite3_wal_hook(writer->handle(), &Store::on_wal_commit, this);
+    auto opened = Database::open(write_options);
+    if (!opened) return std::move(opened).error().with_context("open storage checkpointer");
+    HAWKER_TRY_STATUS(opened->exec("PRAGMA wal_autocheckpoint=0"), "open storage checkpointer");
+    checkpoint_db = std::move(*opened);
   }
 
   // Readers open after the writer so the file exists and is already in WAL mode.
@@ -72,7 +95,7 @@ Status Store::open() {
   mailbox_ = std::make_unique<Mailbox>(loop_);
   writes_.accepting = true;
   reads_.accepting = true;
-  writer_ = std::thread(&Store::writer_main, this, std::move(*writer));
+  writer_ = std::thread(&Store::writer_main, this, std::move(*writer), std::move(checkpoint_db));
   for (auto& reader : readers) readers_.emplace_back(&Store::reader_main, this, std::move(reader));
   state_ = State::kOpen;
   log::info(kComponent, "opened {} (synchronous={}, readers={})", options_.path,
@@ -177,16 +200,25 @@ void Store::drain(Finished& finished) {
   for (auto& job : jobs) job->deliver();
 }
 
-void Store::writer_main(Database db) {
+void Store::writer_main(Database db, std::optional<Database> checkpoint_db) {
   tls_storage_thread = true;
   set_thread_name("storage-write");
+  std::thread checkpointer;
+  if (checkpoint_db) {
+    checkpointer = std::thread(&Store::checkpointer_main, this, std::move(*checkpoint_db));
+  }
   std::vector<std::unique_ptr<detail::Job>> batch;
   while (true) {
     batch.clear();
     {
       std::unique_lock lock(writes_.mutex);
-      writes_.ready.wait(lock, [&] { return !writes_.jobs.empty() || !writes_.accepting; });
-      if (writes_.jobs.empty()) break;
+      // A checkpointer round that ends while no job waits is finished at once, so an idle
+      // shop's WAL starts over too.
+      writes_.ready.wait(lock, [&] {
+        return !writes_.jobs.empty() || !writes_.accepting ||
+               checkpoint_round_ == CheckpointRound::kDone;
+      });
+      if (writes_.jobs.empty() && !writes_.accepting) break;
       // Everything that queued up while the last COMMIT was syncing goes into this batch.
       size_t take = std::min(writes_.jobs.size(), options_.max_batch);
       for (size_t i = 0; i < take; ++i) {
@@ -195,36 +227,90 @@ void Store::writer_main(Database db) {
       }
       write_queue_depth_ = writes_.jobs.size();
     }
-    auto batch_start = std::chrono::steady_clock::now();
-    commit_batch(db, batch);
-    auto batch_end = std::chrono::steady_clock::now();
-    if (options_.batch_seconds != nullptr) {
-      options_.batch_seconds->observe(seconds_between(batch_start, batch_end));
-    }
-    // The batch's callers have their answers on the way: the WAL copy and the data file's sync
-    // delay only the next batch, whose jobs queue meanwhile and commit together. Nothing else
-    // writes now, so a PASSIVE checkpoint copies every frame no reader still needs, and the
-    // next transaction starts the WAL from the beginning again.
-    if (options_.checkpoint_pages > 0 && wal_pages_ >= options_.checkpoint_pages) {
-      int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                                         nullptr);
-      if (rc == SQLITE_OK) {
-        ++checkpoints_;
-        if (options_.checkpoint_seconds != nullptr) {
-          options_.checkpoint_seconds->observe(
-              seconds_between(batch_end, std::chrono::steady_clock::now()));
-        }
-      } else if (rc != SQLITE_BUSY) {
-        log::warn(kComponent, "checkpoint: {}",
-                  sqlite_error(db.handle(), rc, "checkpoint").message);
+    if (!batch.empty()) {
+      auto batch_start = std::chrono::steady_clock::now();
+      commit_batch(db, batch);
+      if (options_.batch_seconds != nullptr) {
+        options_.batch_seconds->observe(
+            seconds_between(batch_start, std::chrono::steady_clock::now()));
       }
-      wal_pages_ = 0;
     }
+    if (checkpointer.joinable()) checkpoint_step(db);
+  }
+  if (checkpointer.joinable()) {
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      checkpointer_stopping_ = true;
+    }
+    checkpoint_wanted_.notify_one();
+    checkpointer.join();
   }
   // Folds the WAL back into the main file so a copy of the data file alone is complete. A
   // reader in another process can hold it back; that only leaves the WAL in place.
   auto checkpoint = db.pragma("wal_checkpoint(TRUNCATE)");
   if (!checkpoint) log::warn(kComponent, "checkpoint at close: {}", checkpoint.error().message);
+}
+
+void Store::checkpoint_step(Database& db) {
+  CheckpointRound round = checkpoint_round_;
+  if (round == CheckpointRound::kIdle) {
+    if (wal_pages_ >= options_.checkpoint_pages) {
+      checkpoint_rounds_ = 1;
+      start_checkpoint_round();
+    }
+    return;
+  }
+  if (round == CheckpointRound::kRunning) return;
+  // The round copied what the WAL held when it began, while batches went on appending. Most
+  // of a WAL again (a round slower than the commits) is left to another round; a rest is
+  // copied here. Only the writer can finish: the WAL starts over at the next transaction only
+  // when every frame is in the data file, and only between the writer's batches does nothing
+  // append. The batch's answers are already on their way; the jobs queued meanwhile wait.
+  int left = wal_pages_ - checkpoint_backfilled_;
+  if (left > options_.checkpoint_pages / 2 && checkpoint_rounds_ < 3) {
+    ++checkpoint_rounds_;
+    start_checkpoint_round();
+    return;
+  }
+  int copied = 0;
+  if (passive_checkpoint(db, options_.checkpoint_seconds, "checkpoint", &copied) == SQLITE_OK) {
+    ++checkpoints_;
+  }
+  wal_pages_ = 0;
+  checkpoint_round_ = CheckpointRound::kIdle;
+}
+
+void Store::start_checkpoint_round() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    checkpoint_round_ = CheckpointRound::kRunning;
+  }
+  checkpoint_wanted_.notify_one();
+}
+
+void Store::checkpointer_main(Database db) {
+  set_thread_name("storage-ckpt");
+  while (true) {
+    {
+      std::unique_lock lock(checkpoint_mutex_);
+      checkpoint_wanted_.wait(lock, [&] {
+        return checkpointer_stopping_ || checkpoint_round_ == CheckpointRound::kRunning;
+      });
+      if (checkpointer_stopping_) return;
+    }
+    // PASSIVE copies the frames no reader still needs into the data file and syncs it, while
+    // the writer appends more: neither waits for the other.
+    int copied = 0;
+    int rc = passive_checkpoint(db, options_.background_checkpoint_seconds, "background checkpoint",
+                                &copied);
+    if (rc == SQLITE_OK) ++background_checkpoints_;
+    checkpoint_backfilled_ = rc == SQLITE_OK ? std::max(copied, 0) : 0;
+    {
+      std::lock_guard lock(writes_.mutex);
+      checkpoint_round_ = CheckpointRound::kDone;
+    }
+    writes_.ready.notify_one();
+  }
 }
 
 void Store::commit_batch(Database& db, std::vector<std::unique_ptr<detail::Job>>& batch) {
@@ -525,6 +611,7 @@ StoreCounters Store::counters() const {
   c.jobs_in_group_runs = jobs_in_group_runs_;
   c.group_fallbacks = group_fallbacks_;
   c.checkpoints = checkpoints_;
+  c.background_checkpoints = background_checkpoints_;
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -41,11 +42,14 @@ struct StoreOptions {
   size_t max_write_queue = 16384;
   size_t max_read_queue = 16384;
   /// Where the writer records, when set, how long each batch took (its jobs, COMMIT with its
-  /// sync, handing the answers to the loop) and each checkpoint between batches (the copy
-  /// and the data file's sync). Every order of a batch waits for the first; the jobs queued
-  /// behind it wait for both. They must outlive the store.
+  /// sync, handing the answers to the loop) and each checkpoint it finished between batches
+  /// (the copy of what the checkpointer left and the data file's sync). Every order of a batch
+  /// waits for the first; the jobs queued behind it wait for both. `background_checkpoint_seconds`
+  /// times the checkpointer thread's rounds, which run while the writer goes on committing.
+  /// They must outlive the store.
   Histogram* batch_seconds = nullptr;
   Histogram* checkpoint_seconds = nullptr;
+  Histogram* background_checkpoint_seconds = nullptr;
   /// Migrations applied by open(); add each module's list to it.
   Schema schema;
 };
@@ -126,8 +130,10 @@ struct StoreCounters {
   uint64_t group_runs = 0;
   uint64_t jobs_in_group_runs = 0;
   uint64_t group_fallbacks = 0;
-  /// Checkpoints the writer ran between batches (none with checkpoint_pages 0).
+  /// Checkpoints the writer finished between batches (none with checkpoint_pages 0), and the
+  /// rounds the checkpointer thread ran before them, copying most of each WAL meanwhile.
   uint64_t checkpoints = 0;
+  uint64_t background_checkpoints = 0;
 };
 
 /// The database as the rest of hawker sees it. One storage thread owns the write connection
@@ -245,7 +251,17 @@ class Store {
   void finish(std::unique_ptr<detail::Job> job);
   static void drain(Finished& finished);
 
-  void writer_main(Database db);
+  /// Where a checkpoint stands: the writer asks for a round (kRunning), the checkpointer
+  /// thread runs it and reports kDone with the frames it copied, and the writer either asks
+  /// for another round or finishes the checkpoint itself between batches (back to kIdle).
+  enum class CheckpointRound { kIdle, kRunning, kDone };
+
+  void writer_main(Database db, std::optional<Database> checkpoint_db);
+  /// Between batches (and when a round finishes while no job waits): starts, continues or
+  /// finishes a checkpoint once the WAL holds checkpoint_pages or more. Writer thread only.
+  void checkpoint_step(Database& db);
+  void start_checkpoint_round();
+  void checkpointer_main(Database db);
   void reader_main(Database db);
   /// SQLite's WAL hook on the write connection: notes the WAL's size after each commit.
   static int on_wal_commit(void* store, sqlite3* db, const char* name, int pages);
@@ -280,8 +296,19 @@ class Store {
   std::atomic<uint64_t> jobs_in_group_runs_{0};
   std::atomic<uint64_t> group_fallbacks_{0};
   std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<uint64_t> background_checkpoints_{0};
   /// WAL pages after the last commit; writer thread only.
   int wal_pages_ = 0;
+  /// Set under checkpoint_mutex_ to kRunning (by the writer) and under writes_.mutex to kDone
+  /// (by the checkpointer), so that each thread's wait sees the change meant for it.
+  std::atomic<CheckpointRound> checkpoint_round_{CheckpointRound::kIdle};
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_wanted_;
+  bool checkpointer_stopping_ = false;  // under checkpoint_mutex_
+  /// Frames the last round had copied into the data file (written before kDone is).
+  int checkpoint_backfilled_ = 0;
+  /// Background rounds of the checkpoint under way; writer thread only.
+  int checkpoint_rounds_ = 0;
 };
 
 }  // namespace hawker::storage

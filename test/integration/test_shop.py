@@ -263,6 +263,9 @@ class OrdersTest(ShopCase):
                                 metric("hawker_storage_commits_total") - 1)
         self.assertGreater(metric("hawker_storage_batch_seconds_sum"), 0)
         self.assertIn('hawker_storage_batch_seconds_bucket{le="+Inf"}', text.decode())
+        # The writer finishes a checkpoint only after a checkpointer round (docs/storage.md).
+        self.assertGreaterEqual(metric("hawker_storage_background_checkpoint_seconds_count"),
+                                metric("hawker_storage_checkpoints_total"))
 
     def test_idempotency_keys(self):
         pid = self.product(10)["id"]

@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -45,6 +46,18 @@ Result<int64_t> insert_item(Database& db, int64_t n) {
   if (!step) return std::move(step).error();
   if (*step != Statement::Step::kRow) return Error{ErrorCode::kInternal, "no id returned"};
   return (*stmt)->column_int64(0);
+}
+
+/// Inserts `count` rows numbered from `first` in the caller's transaction.
+Status insert_items(Database& db, int64_t first, int count) {
+  auto stmt = db.cached("INSERT INTO items (n) VALUES (?)");
+  if (!stmt) return std::move(stmt).error();
+  for (int k = 0; k < count; ++k) {
+    (*stmt)->bind_int64(1, first + k);
+    HAWKER_TRY_STATUS((*stmt)->run(), "insert");
+    (*stmt)->reset();
+  }
+  return ok_status();
 }
 
 int64_t count_items(const std::string& path) {
@@ -690,8 +703,10 @@ TEST_CASE("the writer checkpoints between batches, after answering; never inside
   options.checkpoint_pages = 8;
   Histogram batch_seconds({0.001, 0.01});
   Histogram checkpoint_seconds({0.001, 0.01});
+  Histogram background_seconds({0.001, 0.01});
   options.batch_seconds = &batch_seconds;
   options.checkpoint_seconds = &checkpoint_seconds;
+  options.background_checkpoint_seconds = &background_seconds;
   Store store(loop, options);
   REQUIRE(store.open().ok());
   CHECK(writer_autocheckpoint(store) == "0");
@@ -701,31 +716,81 @@ TEST_CASE("the writer checkpoints between batches, after answering; never inside
   // Rows wide enough that each commit adds pages to the WAL.
   uintmax_t largest_wal = 0;
   for (int i = 0; i < 40; ++i) {
-    REQUIRE(store.write_sync([i](Database& db) -> Status {
-      auto stmt = db.cached("INSERT INTO items (n) VALUES (?)");
-      if (!stmt) return std::move(stmt).error();
-      for (int k = 0; k < 50; ++k) {
-        (*stmt)->bind_int64(1, i * 1000 + k);
-        HAWKER_TRY_STATUS((*stmt)->run(), "insert");
-        (*stmt)->reset();
-      }
-      return ok_status();
-    }));
+    REQUIRE(store.write_sync([i](Database& db) { return insert_items(db, i * 1000, 50); }));
     largest_wal = std::max(largest_wal, wal_size());
   }
   StoreCounters c = store.counters();
   CHECK(c.checkpoints >= 1);
+  // The checkpointer thread copied first; the writer finished each checkpoint.
+  CHECK(c.background_checkpoints >= c.checkpoints);
   // What was checkpointed is in the data file itself, and the WAL started over instead of
   // growing with every commit: 40 commits of 50 rows would need several times more.
   CHECK(file_size() > before);
   CHECK(largest_wal < 64 * 4096);
+  // A round that ends while no job waits is finished without one: the last writes crossed
+  // the threshold again, and with nothing more written the WAL still gets back to the start.
+  uint64_t finished = c.checkpoints;
+  REQUIRE(store.write_sync([](Database& db) { return insert_items(db, 1'000'000, 600); }));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.counters().checkpoints == finished && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(store.counters().checkpoints > finished);
   store.close();
-  CHECK(count_items(options.path) == 2000);
+  CHECK(count_items(options.path) == 2600);
   // Each batch and each checkpoint was timed once (the writer has stopped: nothing is late).
   c = store.counters();
   CHECK(batch_seconds.count() == c.commits);
   CHECK(batch_seconds.sum() > 0.0);
   CHECK(checkpoint_seconds.count() == c.checkpoints);
+  CHECK(background_seconds.count() == c.background_checkpoints);
+  CHECK(loop.close() == 0);
+}
+
+TEST_CASE("under commits that never pause, checkpoints still finish and the WAL starts over") {
+  // The checkpointer copies while batches keep appending, so on its own it would never reach
+  // the WAL's last frame; the writer copies the rest between two batches.
+  TempDir dir;
+  Loop loop;
+  StoreOptions options = options_for(dir);
+  options.checkpoint_pages = 16;
+  Store store(loop, options);
+  REQUIRE(store.open().ok());
+  Timer watchdog(loop);
+  watchdog.start(60000, 0, [&] { loop.stop(); });
+  const std::string wal = options.path + "-wal";
+  constexpr int kWrites = 400;
+  constexpr int kInFlight = 4;
+  int submitted = 0;
+  int answered = 0;
+  int failed = 0;
+  uintmax_t largest_wal = 0;
+  std::function<void()> submit = [&] {
+    int i = submitted++;
+    store.write([i](Database& db) { return insert_items(db, i * 1000, 100); },
+                [&](Status st) {
+                  if (!st.ok()) ++failed;
+                  std::error_code ec;
+                  largest_wal = std::max(largest_wal, std::filesystem::file_size(wal, ec));
+                  if (submitted < kWrites) submit();
+                  if (++answered == kWrites) {
+                    watchdog.stop();
+                    store.close();
+                  }
+                });
+  };
+  for (int i = 0; i < kInFlight; ++i) submit();
+  loop.run();
+  REQUIRE(answered == kWrites);
+  CHECK(failed == 0);
+  StoreCounters c = store.counters();
+  INFO("commits " << c.commits << ", rounds " << c.background_checkpoints << ", finished "
+                  << c.checkpoints << ", largest WAL " << largest_wal);
+  CHECK(c.checkpoints >= 2);
+  CHECK(c.background_checkpoints >= c.checkpoints);
+  // 400 commits of 100 rows make well over 400 WAL frames; the WAL kept starting over.
+  CHECK(largest_wal < 200 * 4096);
+  CHECK(count_items(options.path) == kWrites * 100);
   CHECK(loop.close() == 0);
 }
 
