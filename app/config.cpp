@@ -209,8 +209,9 @@ std::vector<ConfigKey> build_keys() {
                          "most writes committed in one transaction (1: one per write, bench only)",
                          &Config::storage_max_batch, parse_plain_int, 1, 1024, print_int));
   keys.push_back(int_key("storage.checkpoint-pages", "a whole number from 0 to 1000000",
-                         "WAL pages after which the writer, having answered a batch, copies the "
-                         "WAL into the database file (0: inside the commit, as SQLite does)",
+                         "WAL pages after which a checkpointer thread copies the WAL into the "
+                         "database file and the writer finishes between batches (0: inside the "
+                         "commit, as SQLite does)",
                          &Config::storage_checkpoint_pages, parse_plain_int, 0, 1'000'000,
                          print_int));
   keys.push_back(int_key("orders.payment-window", "a duration from 1s to 24h (e.g. 10m)",
