@@ -8,8 +8,16 @@
 // answer. Percentiles are exact (every latency is kept and sorted). The run's duration runs
 // from the first request written to the last answer read.
 //
+// --rate R makes it an open loop instead: attempt k is due 1/R s after attempt k-1
+// (the first once every connection is open), whatever the answers to earlier ones, and goes out
+// on an idle connection. Its latency then runs from when it was due, not from its write: time
+// it waited for a free connection or for this client's timer (1 ms granularity) counts against
+// hawker, so a server that falls behind the rate shows it in every later latency (the
+// coordinated omission a closed loop hides; wrk2 measures the same way). The duration runs from
+// the first attempt's due time to the last answer.
+//
 // Usage: hawker_bench_flash --port P --product ID [--host 127.0.0.1] [--attempts 10000]
-//        [--connections 1000] [--prefix run1] [--dump FILE] [--preconnect 1]
+//        [--connections 1000] [--prefix run1] [--dump FILE] [--preconnect 1] [--rate R]
 // --preconnect 1 opens every connection first and sends the first requests together once all
 // are open, so no first request is timed while hawker is still accepting the others.
 // Prints one line: RESULT {"answered", "created", "refused", "other", "socket_errors",
@@ -51,6 +59,7 @@ struct Options {
   std::string prefix = "flash";
   std::string dump;         // when set: one line per answer, "start_us latency_us status"
   bool preconnect = false;  // open every connection before the first request
+  double rate = 0;          // attempts per second offered (an open loop); 0: a closed loop
 };
 
 [[noreturn]] void die(const char* what) {
@@ -79,17 +88,20 @@ Options parse_args(int argc, char** argv) {
       o.dump = v;
     } else if (k == "--preconnect") {
       o.preconnect = std::string_view(v) == "1";
+    } else if (k == "--rate") {
+      o.rate = std::atof(v);
     } else {
       std::fprintf(stderr, "hawker_bench_flash: unknown option %s\n", argv[i]);
       std::exit(2);
     }
   }
-  if (o.port <= 0 || o.product.empty() || o.attempts < 1 || o.connections < 1) {
+  if (o.port <= 0 || o.product.empty() || o.attempts < 1 || o.connections < 1 || o.rate < 0) {
     std::fprintf(stderr,
                  "usage: hawker_bench_flash --port P --product ID [--host H] [--attempts N] "
-                 "[--connections C] [--prefix P]\n");
+                 "[--connections C] [--prefix P] [--dump FILE] [--preconnect 1] [--rate R]\n");
     std::exit(2);
   }
+  if (o.rate > 0) o.preconnect = true;  // the schedule starts once every connection is open
   return o;
 }
 
@@ -207,9 +219,8 @@ int main(int argc, char** argv) {
     }
     return true;
   };
-  // Starts the next attempt on `c`, or closes it when every attempt is out.
-  auto next = [&](Conn& c, uint32_t index) {
-    if (issued >= opt.attempts) return close_conn(c);
+  // Sends the next attempt on `c`, its latency timed from `started`.
+  auto send = [&](Conn& c, uint32_t index, int64_t started) {
     ++issued;
     c.request.assign(head_before_key);
     char digits[24];
@@ -219,20 +230,59 @@ int main(int argc, char** argv) {
     c.request.append(body);
     c.sent = 0;
     c.in_used = 0;
-    c.started_ns = now_ns();
-    if (first_ns == 0) first_ns = c.started_ns;
+    c.started_ns = started;
+    if (first_ns == 0) first_ns = started;
     if (!flush(c, index)) {
       ++socket_errors;
       close_conn(c);
     }
   };
 
+  // --rate: attempt k is due at schedule_ns + k / rate; idle connections wait for one.
+  const bool open_loop = opt.rate > 0;
+  int64_t schedule_ns = 0;  // set when every connection is open
+  std::vector<uint32_t> idle;
+  idle.reserve(pool.size());
+  // Closed loop: starts the next attempt on `c` now. Open loop: `c` waits for the next one
+  // due. Either way `c` is closed once every attempt is out.
+  auto next = [&](Conn& c, uint32_t index) {
+    if (issued >= opt.attempts) return close_conn(c);
+    if (open_loop) return idle.push_back(index);
+    send(c, index, now_ns());
+  };
+  // Open loop: sends every attempt that is due on an idle connection. Returns the ms until the
+  // next one is due when a connection is idle for it (rounded up: this client's lateness counts
+  // against hawker, never in its favour), else -1.
+  auto dispatch = [&]() -> int {
+    if (!open_loop || schedule_ns == 0) return -1;
+    const int64_t now = now_ns();
+    while (issued < opt.attempts && !idle.empty()) {
+      const int64_t due =
+          schedule_ns + static_cast<int64_t>(static_cast<double>(issued) * 1e9 / opt.rate);
+      if (due > now) return static_cast<int>((due - now + 999'999) / 1'000'000);
+      uint32_t index = idle.back();
+      idle.pop_back();
+      if (pool[index].fd >= 0) send(pool[index], index, due);
+    }
+    if (issued >= opt.attempts) {
+      for (uint32_t index : idle) {
+        if (pool[index].fd >= 0) close_conn(pool[index]);
+      }
+      idle.clear();
+    }
+    return -1;
+  };
+
   // --preconnect: once every connection is open or failed, and hawker has had a moment to
-  // accept them all, the first requests go out together (timed from their writes as always).
+  // accept them all, the first requests go out together (timed from their writes as always),
+  // or with --rate the schedule starts.
+  bool all_connected = false;
   auto start_when_all_connected = [&] {
-    if (connected_conns != open_conns || issued > 0) return;
+    if (connected_conns != open_conns || all_connected) return;
+    all_connected = true;
     timespec pause{0, 100'000'000};
     nanosleep(&pause, nullptr);
+    if (open_loop) schedule_ns = now_ns();
     for (int j = 0; j < conns; ++j) {
       Conn& c = pool[static_cast<size_t>(j)];
       if (c.fd >= 0 && c.connected) next(c, static_cast<uint32_t>(j));
@@ -241,11 +291,15 @@ int main(int argc, char** argv) {
 
   std::vector<epoll_event> events(1024);
   while (open_conns > 0) {
-    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 30'000);
+    int until_due = dispatch();
+    if (open_conns == 0) break;
+    int wait_ms = until_due >= 0 ? until_due : 30'000;
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       die("epoll_wait");
     }
+    if (n == 0 && until_due >= 0) continue;  // an attempt is due
     if (n == 0) {
       std::fprintf(stderr, "hawker_bench_flash: no answer for 30 s, giving up\n");
       socket_errors += open_conns;
