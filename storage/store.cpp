@@ -22,8 +22,9 @@ double seconds_between(std::chrono::steady_clock::time_point from,
 }
 
 /// A PASSIVE checkpoint on `db`: copies the WAL frames no reader still needs into the data
-/// file, and syncs the data file when that reaches the WAL's last frame. Times it into `seconds` when it succeeds, warns unless it was only busy,
-/// and returns SQLite's code; `copied` receives the frames now in the data file.
+/// file, and syncs the data file when that reaches the WAL's last frame. Times it into
+/// `seconds` when it succeeds, warns unless it was only busy, and returns SQLite's code;
+/// `copied` receives the frames now in the data file.
 int passive_checkpoint(Database& db, Histogram* seconds, std::string_view what, int* copied) {
   auto start = std::chrono::steady_clock::now();
   int log_frames = 0;
@@ -299,7 +300,7 @@ void Store::checkpointer_main(Database db) {
       if (checkpointer_stopping_) return;
     }
     // PASSIVE copies the frames no reader still needs into the data file while the writer
-    // appends more: neither waits for the other. It stops short of the WAL's last frame, so the
+    // appends more: neither waits for the other. It seldom reaches the WAL's last frame, so the
     // data file's sync is left to the writer's finishing checkpoint (tried here as well: no
     // shorter a hold of the writer, docs/benchmarks.md).
     int copied = 0;
