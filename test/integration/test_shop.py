@@ -5,13 +5,18 @@ import hashlib
 import hmac
 import http.client
 import json
+import os
 import re
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
 import uuid
 
 from harness import Hawker, main, wait_for
+
+FLASH = os.environ.get("HAWKER_BENCH_FLASH", "build/bench/orders/hawker_bench_flash")
 
 PASSWORD = "correct horse battery staple"
 
@@ -336,6 +341,43 @@ class OrdersTest(ShopCase):
         self.assertIn('hawker_orders_total{outcome="reserved"}', text)
         self.assertIn('hawker_orders_total{outcome="sold_out"}', text)
         self.assertIn("hawker_order_reservation_seconds_bucket", text)
+
+
+class FlashClientTest(ShopCase):
+    """bench/orders' client, whose figures docs/benchmarks.md quotes, in both its loops."""
+
+    def flash(self, pid, *args):
+        with tempfile.TemporaryDirectory() as tmp:
+            dump = os.path.join(tmp, "dump")
+            out = subprocess.run([FLASH, "--port", str(self.h.http_port), "--product", pid,
+                                  "--prefix", uuid.uuid4().hex, "--dump", dump, *args],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            result = json.loads(re.search(r"^RESULT (\{.*\})$", out.stdout, re.M).group(1))
+            with open(dump) as f:
+                answers = [tuple(int(v) for v in line.split()) for line in f]
+        self.assertEqual(len(answers), result["answered"])
+        return result, answers
+
+    def test_closed_loop_sells_the_stock_and_no_more(self):
+        pid = self.product(100)["id"]
+        result, answers = self.flash(pid, "--attempts", "150", "--connections", "30")
+        self.assertEqual((result["answered"], result["created"], result["refused"],
+                          result["other"], result["socket_errors"]), (150, 100, 50, 0, 0))
+        self.assertEqual(sorted({status for _, _, status in answers}), [201, 409])
+        self.assert_invariant(pid, 100)
+
+    def test_open_loop_keeps_its_schedule_and_times_from_it(self):
+        pid = self.product(100)["id"]
+        result, answers = self.flash(pid, "--attempts", "100", "--connections", "20",
+                                     "--rate", "1000")
+        self.assertEqual((result["created"], result["socket_errors"]), (100, 0))
+        # Attempt k is due k ms after the first, and each latency counts from its due time,
+        # whenever it went out; the run cannot end before the last one is due.
+        self.assertEqual(sorted(start for start, _, _ in answers), [k * 1000 for k in range(100)])
+        self.assertGreaterEqual(result["duration_us"], 99 * 1000)
+        self.assertEqual(result["max_us"], max(latency for _, latency, _ in answers))
+        self.assert_invariant(pid, 100)
 
 
 class ExpiryTest(ShopCase):
